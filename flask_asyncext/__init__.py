@@ -1,0 +1,13 @@
+"""Write Flask view decorators and callback registries once; they work on
+``def`` and ``async def`` views alike.
+"""
+
+from __future__ import annotations
+
+from .bridges import ensure_async as ensure_async
+from .bridges import ensure_sync as ensure_sync
+from .bridges import is_async_callable as is_async_callable
+from .bridges import maybe_await as maybe_await
+from .decorators import after_view as after_view
+from .decorators import async_compatible_decorator as async_compatible_decorator
+from .decorators import before_view as before_view

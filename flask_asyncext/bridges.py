@@ -1,0 +1,323 @@
+"""Bridges between sync and async code.
+
+Everything here decides *once* how to call something, from what it is, and
+never hands a coroutine object back to code that expects a value.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections.abc as cabc
+import functools
+import inspect
+import types
+import typing as t
+
+from flask import Response
+from flask import current_app
+from flask import has_app_context
+from werkzeug.wrappers import Response as BaseResponse
+
+from ._compat import iscoroutinefunction
+
+P = t.ParamSpec("P")
+R = t.TypeVar("R")
+T = t.TypeVar("T")
+
+_ASYNC_EXTRA = "Install Flask with the 'async' extra in order to use async views."
+
+#: Types that views and checks return all the time and that are never
+#: awaitable: a ``type()`` look-up spares them :func:`inspect.isawaitable`.
+_PLAIN_TYPES: frozenset[type] = frozenset(
+    {
+        type(None),
+        bool,
+        int,
+        float,
+        str,
+        bytes,
+        dict,
+        list,
+        tuple,
+        Response,
+        BaseResponse,
+        types.GeneratorType,
+    }
+)
+_COROUTINE = types.CoroutineType
+_MARKERS = ("_is_coroutine", "_is_coroutine_marker")
+
+
+def is_awaitable(value: object) -> bool:
+    """Whether ``value`` must be awaited: :func:`inspect.isawaitable` with a
+    fast path for the types views return all the time.
+    """
+    cls = type(value)
+    return cls is _COROUTINE or (cls not in _PLAIN_TYPES and inspect.isawaitable(value))
+
+
+def is_async_callable(
+    obj: object,
+) -> t.TypeGuard[cabc.Callable[..., cabc.Awaitable[t.Any]]]:
+    """Tell whether calling ``obj`` returns an awaitable, the way the toolkit
+    decides between an ``async def`` and a ``def`` wrapper.
+
+    True for coroutine functions, (nested) :class:`functools.partial` objects
+    of them, bound methods, objects whose ``__call__`` is async, and callables
+    marked with :func:`inspect.markcoroutinefunction` or asgiref's
+    ``markcoroutinefunction``, on every supported Python. Classes are never
+    async callables: calling one makes an instance.
+
+    .. code-block:: python
+
+        class Checker:
+            async def __call__(self, user): ...
+
+        is_async_callable(Checker())  # True
+        is_async_callable(functools.partial(Checker()))  # True
+
+    :param obj: Any object.
+
+    .. versionadded:: 0.1
+    """
+    while isinstance(obj, functools.partial):
+        obj = obj.func
+
+    if iscoroutinefunction(obj):
+        return True
+
+    if isinstance(obj, type) or inspect.isroutine(obj) or not callable(obj):
+        return False
+
+    return iscoroutinefunction(obj.__call__)
+
+
+async def maybe_await(value: cabc.Awaitable[T] | T) -> T:
+    """Await ``value`` if it is awaitable, else return it as it is.
+
+    Use it in async code that calls something which may be sync or async:
+
+    .. code-block:: python
+
+        user = await maybe_await(user_loader(user_id))
+
+    Plain values take a fast path: their type is looked up once instead of
+    calling :func:`inspect.isawaitable`.
+
+    :param value: The result of a call that may or may not be async.
+
+    .. versionadded:: 0.1
+    """
+    cls = type(value)
+
+    if cls is _COROUTINE or (cls not in _PLAIN_TYPES and inspect.isawaitable(value)):
+        return await t.cast(cabc.Awaitable[T], value)
+
+    return t.cast(T, value)
+
+
+def _import_async_to_sync() -> t.Callable[..., t.Any]:
+    try:
+        from asgiref.sync import async_to_sync
+    except ImportError:
+        raise RuntimeError(_ASYNC_EXTRA) from None
+
+    return async_to_sync
+
+
+def _refuse_in_loop(culprit: object) -> None:
+    if asyncio.events._get_running_loop() is not None:
+        raise RuntimeError(
+            f"Cannot wait for {culprit!r} synchronously: this thread is running an"
+            " event loop, which would deadlock. In async code, await the result"
+            " instead, for example 'await flask_asyncext.maybe_await(value)'."
+        )
+
+
+def _discard(awaitable: object) -> None:
+    """Close a coroutine that will never run, so that it does not warn that
+    it was never awaited.
+    """
+    if (
+        type(awaitable) is _COROUTINE
+        and inspect.getcoroutinestate(awaitable) == inspect.CORO_CREATED
+    ):
+        awaitable.close()
+
+
+def _bridge(func: cabc.Callable[[], cabc.Coroutine[t.Any, t.Any, T]]) -> T:
+    """Run a coroutine function with no arguments to completion from sync
+    code, through the app's own bridge when an app context is active.
+    """
+    if has_app_context():
+        return current_app.ensure_sync(func)()  # type: ignore[no-any-return]
+
+    return _import_async_to_sync()(func)()  # type: ignore[no-any-return]
+
+
+def run_sync(awaitable: cabc.Awaitable[T], culprit: object = None) -> T:
+    """Resolve ``awaitable`` from sync code.
+
+    The awaitable is wrapped in a small coroutine function that is run with
+    ``current_app.ensure_sync`` when an app context is active, so an app that
+    overrides ``ensure_sync`` or ``async_to_sync`` is honoured, else with
+    asgiref's ``async_to_sync``. If it cannot be run (no asgiref, or this
+    thread runs an event loop), it is closed and the error is raised.
+
+    :param awaitable: What to resolve.
+    :param culprit: What to name in the error raised from inside an event
+        loop. Defaults to ``awaitable``.
+    """
+
+    async def resolve() -> T:
+        return await awaitable
+
+    try:
+        _refuse_in_loop(awaitable if culprit is None else culprit)
+        return _bridge(resolve)
+    except BaseException:
+        _discard(awaitable)
+        raise
+
+
+def _wraps_sync(
+    wrapped: t.Callable[..., t.Any],
+) -> t.Callable[[t.Callable[P, R]], t.Callable[P, R]]:
+    """:func:`functools.wraps` for a ``def`` wrapper: the coroutine markers
+    that ``__dict__`` may carry are not copied, or the sync wrapper would be
+    taken for an async one.
+    """
+
+    def decorate(wrapper: t.Callable[P, R]) -> t.Callable[P, R]:
+        functools.update_wrapper(wrapper, wrapped)
+
+        for name in _MARKERS:
+            wrapper.__dict__.pop(name, None)
+
+        return wrapper
+
+    return decorate
+
+
+@t.overload
+def ensure_sync(func: cabc.Callable[P, cabc.Awaitable[R]]) -> cabc.Callable[P, R]: ...
+@t.overload
+def ensure_sync(func: cabc.Callable[P, R]) -> cabc.Callable[P, R]: ...
+def ensure_sync(func: cabc.Callable[P, t.Any]) -> cabc.Callable[P, t.Any]:
+    """Return a sync callable that calls ``func`` and waits for its result.
+
+    Like :meth:`flask.Flask.ensure_sync`, but it sees every kind of async
+    callable that :func:`is_async_callable` sees, works outside an app
+    context (with asgiref), and never hands back an awaitable: a sync-looking
+    callable that returns one has its result resolved too.
+
+    .. code-block:: python
+
+        user = ensure_sync(user_loader)(user_id)
+
+    With an app context active the app's own bridge runs the coroutine, so
+    an app that overrides :meth:`~flask.Flask.ensure_sync` or
+    :meth:`~flask.Flask.async_to_sync` is honoured.
+
+    Waiting from a thread that is running an event loop would deadlock, so
+    calling the result there raises :exc:`RuntimeError` before anything is
+    started; use ``await maybe_await(func(...))`` in async code. A sync
+    callable that returns a plain value works there too.
+
+    :param func: A sync or async callable.
+
+    .. versionadded:: 0.1
+    """
+    if is_async_callable(func):
+
+        @_wraps_sync(func)
+        def call_async(*args: P.args, **kwargs: P.kwargs) -> t.Any:
+            _refuse_in_loop(func)
+
+            async def resolve() -> t.Any:
+                return await maybe_await(await func(*args, **kwargs))
+
+            return _bridge(resolve)
+
+        return call_async
+
+    @_wraps_sync(func)
+    def call_sync(*args: P.args, **kwargs: P.kwargs) -> t.Any:
+        rv = func(*args, **kwargs)
+
+        if is_awaitable(rv):
+            return run_sync(rv, func)
+
+        return rv
+
+    return call_sync
+
+
+@t.overload
+def ensure_async(
+    func: cabc.Callable[P, cabc.Awaitable[R]], *, thread: bool = False
+) -> cabc.Callable[P, cabc.Coroutine[t.Any, t.Any, R]]: ...
+@t.overload
+def ensure_async(
+    func: cabc.Callable[P, R], *, thread: bool = False
+) -> cabc.Callable[P, cabc.Coroutine[t.Any, t.Any, R]]: ...
+def ensure_async(
+    func: cabc.Callable[P, t.Any], *, thread: bool = False
+) -> cabc.Callable[P, cabc.Coroutine[t.Any, t.Any, t.Any]]:
+    """Return a coroutine function that calls ``func`` and awaits its result
+    if there is anything to await.
+
+    The result is always a real ``async def`` that
+    :func:`inspect.iscoroutinefunction` recognises on every Python: a
+    coroutine function is returned as it is, and any other async callable (a
+    partial, an object with an async ``__call__``, a marked function) is
+    wrapped.
+
+    .. code-block:: python
+
+        user = await ensure_async(user_loader)(user_id)
+
+    A sync callable is called inline, on the event loop's thread, by default.
+    Sync code that blocks (database or network I/O) would hold up everything
+    else on the loop: pass ``thread=True`` to run it in a worker thread with
+    asgiref's ``sync_to_async``, which keeps Flask's contexts visible there.
+
+    :param func: A sync or async callable.
+    :param thread: Run a sync ``func`` in a worker thread. Requires asgiref
+        (the ``async`` extra); without it, :exc:`RuntimeError` is raised here.
+
+    .. versionadded:: 0.1
+    """
+    if inspect.iscoroutinefunction(func):
+        return func
+
+    if is_async_callable(func):
+
+        @functools.wraps(func)
+        async def await_call(*args: P.args, **kwargs: P.kwargs) -> t.Any:
+            return await func(*args, **kwargs)
+
+        return await_call
+
+    if not thread:
+
+        @functools.wraps(func)
+        async def call_inline(*args: P.args, **kwargs: P.kwargs) -> t.Any:
+            rv = func(*args, **kwargs)
+            return (await rv) if is_awaitable(rv) else rv
+
+        return call_inline
+
+    try:
+        from asgiref.sync import sync_to_async
+    except ImportError:
+        raise RuntimeError(_ASYNC_EXTRA) from None
+
+    in_thread = sync_to_async(func)
+
+    @functools.wraps(func)
+    async def call_in_thread(*args: P.args, **kwargs: P.kwargs) -> t.Any:
+        rv = await in_thread(*args, **kwargs)
+        return (await rv) if is_awaitable(rv) else rv
+
+    return call_in_thread

@@ -1,0 +1,350 @@
+"""View decorators that work on ``def`` and ``async def`` views alike."""
+
+from __future__ import annotations
+
+import collections.abc as cabc
+import enum
+import functools
+import inspect
+import typing as t
+
+from flask import current_app
+
+from .bridges import _wraps_sync
+from .bridges import ensure_async
+from .bridges import ensure_sync
+from .bridges import is_async_callable
+from .bridges import is_awaitable
+from .bridges import run_sync
+
+if t.TYPE_CHECKING:
+    from .typing import ViewDecorator
+
+_Generator = cabc.Generator[t.Any, t.Any, t.Any]
+_View = cabc.Callable[..., t.Any]
+
+
+class _Kind(enum.Enum):
+    """How the toolkit calls a body or a hook, decided once."""
+
+    PLAIN = "plain"
+    GENERATOR = "generator"
+    ASYNC = "async"
+
+
+def _describe(obj: object) -> str:
+    name = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None)
+    return f"{obj!r}" if name is None else f"{name!r} ({obj!r})"
+
+
+def _kind(obj: object, culprit: str, role: str) -> _Kind:
+    """Tell how to call ``obj``, or raise :exc:`TypeError` naming ``culprit``
+    (who was given it) and ``obj`` if it cannot be a ``role``.
+    """
+    if isinstance(obj, type):
+        raise TypeError(
+            f"{culprit} cannot use {_describe(obj)} as {role}: it is a class."
+            " Pass a function, a method or another callable object instead"
+            " (for a class-based view, decorate its methods or list the"
+            " decorator in 'View.decorators')."
+        )
+
+    if not callable(obj):
+        raise TypeError(
+            f"{culprit} cannot use {_describe(obj)} as {role}: it is not callable."
+        )
+
+    func: t.Any = obj
+
+    while isinstance(func, functools.partial):
+        func = func.func
+
+    if not inspect.isroutine(func):
+        func = func.__call__
+
+    if inspect.isasyncgenfunction(func):
+        raise TypeError(
+            f"{culprit} cannot use {_describe(obj)} as {role}: it is an async"
+            " generator function, which Flask cannot call or stream. Return a"
+            " value instead, or stream with a sync generator."
+        )
+
+    if inspect.isgeneratorfunction(func):
+        return _Kind.GENERATOR
+
+    if is_async_callable(obj):
+        return _Kind.ASYNC
+
+    return _Kind.PLAIN
+
+
+def _drive_sync(gen: _Generator) -> t.Any:
+    """Run a body's generator from a ``def`` wrapper: awaitables it yields
+    are resolved through the app's bridge, anything else is sent back.
+    """
+    value: t.Any = None
+    error: BaseException | None = None
+
+    while True:
+        try:
+            if error is None:
+                item = gen.send(value)
+            else:
+                item, error = gen.throw(error), None
+        except StopIteration as stop:
+            rv = stop.value
+            return run_sync(rv) if is_awaitable(rv) else rv
+
+        if is_awaitable(item):
+            try:
+                value = run_sync(item)
+            except BaseException as e:
+                error = e
+        else:
+            value = item
+
+
+async def _drive_async(gen: _Generator) -> t.Any:
+    """Run a body's generator from an ``async def`` wrapper: awaitables it
+    yields are awaited in the running loop, anything else is sent back.
+    """
+    value: t.Any = None
+    error: BaseException | None = None
+
+    while True:
+        try:
+            if error is None:
+                item = gen.send(value)
+            else:
+                item, error = gen.throw(error), None
+        except StopIteration as stop:
+            rv = stop.value
+            return (await rv) if is_awaitable(rv) else rv
+
+        if is_awaitable(item):
+            try:
+                value = await item
+            except BaseException as e:
+                error = e
+        else:
+            value = item
+
+
+def _wrap_async(
+    body: t.Callable[..., t.Any], kind: _Kind, view: t.Callable[..., t.Any]
+) -> t.Callable[..., t.Any]:
+    if kind is _Kind.GENERATOR:
+
+        @functools.wraps(view)
+        async def drive_body(*args: t.Any, **kwargs: t.Any) -> t.Any:
+            return await _drive_async(body(view, *args, **kwargs))
+
+        return drive_body
+
+    if kind is _Kind.ASYNC:
+
+        @functools.wraps(view)
+        async def await_body(*args: t.Any, **kwargs: t.Any) -> t.Any:
+            rv = await body(view, *args, **kwargs)
+            return (await rv) if is_awaitable(rv) else rv
+
+        return await_body
+
+    @functools.wraps(view)
+    async def call_body(*args: t.Any, **kwargs: t.Any) -> t.Any:
+        rv = body(view, *args, **kwargs)
+        return (await rv) if is_awaitable(rv) else rv
+
+    return call_body
+
+
+def _wrap_sync(
+    body: t.Callable[..., t.Any], kind: _Kind, view: t.Callable[..., t.Any]
+) -> t.Callable[..., t.Any]:
+    if kind is _Kind.GENERATOR:
+
+        @_wraps_sync(view)
+        def drive_body(*args: t.Any, **kwargs: t.Any) -> t.Any:
+            return _drive_sync(body(view, *args, **kwargs))
+
+        return drive_body
+
+    if kind is _Kind.ASYNC:
+        # The sync view may bridge by itself (``View.as_view`` does), so it
+        # runs in a worker thread, never inline on the body's event loop.
+        call_body = ensure_sync(body)
+        async_view = ensure_async(view, thread=True)
+
+        @_wraps_sync(view)
+        def bridge_body(*args: t.Any, **kwargs: t.Any) -> t.Any:
+            return call_body(async_view, *args, **kwargs)
+
+        return bridge_body
+
+    @_wraps_sync(view)
+    def call_body_sync(*args: t.Any, **kwargs: t.Any) -> t.Any:
+        rv = body(view, *args, **kwargs)
+        return run_sync(rv, body) if is_awaitable(rv) else rv
+
+    return call_body_sync
+
+
+def _name_after(target: t.Any, source: object) -> None:
+    while isinstance(source, functools.partial):
+        source = source.func
+
+    for name in ("__module__", "__name__", "__qualname__", "__doc__"):
+        try:
+            value = getattr(source, name)
+        except AttributeError:
+            continue
+
+        setattr(target, name, value)
+
+
+def async_compatible_decorator(body: t.Callable[..., t.Any]) -> ViewDecorator:
+    """Turn one *body* into a view decorator that works on ``def`` and
+    ``async def`` views alike.
+
+    ``body(view, /, *args, **kwargs)`` receives the decorated view and the
+    arguments of the call. It can be written three ways:
+
+    -   A **generator function**. Each ``yield value`` hands ``value`` to the
+        toolkit: an awaitable is awaited in the view's own event loop (async
+        views) or run through the app's bridge (sync views), and its result
+        is sent back; any other value is sent back as it is. So
+        ``user = yield loader(user_id)`` works whether ``loader`` is sync or
+        async, and ``return (yield view(*args, **kwargs))`` runs the view. An
+        exception raised while resolving a value is thrown into the generator
+        at that ``yield``. The value it returns is the response.
+    -   A **plain function**: its return value is the response (resolved the
+        same way if it is awaitable).
+    -   A **coroutine function**: used as it is for async views. For sync
+        views it runs through the app's bridge, with the view made awaitable
+        in a worker thread: one event loop per call, the slower choice.
+
+    .. code-block:: python
+
+        @async_compatible_decorator
+        def login_required(view, /, *args, **kwargs):
+            user = yield load_user(session.get("user_id"))
+
+            if user is None:
+                abort(401)
+
+            g.user = user
+            return (yield view(*args, **kwargs))
+
+        @app.get("/profile")
+        @login_required
+        async def profile():
+            return {"name": g.user.name}
+
+    The decorator picks an ``async def`` wrapper for an async view and a
+    ``def`` wrapper for a sync one, at decoration time, so the calling
+    convention is kept (:func:`inspect.iscoroutinefunction` sees it on every
+    Python) and so are the view's metadata and signature. A sync view behind
+    a sync body runs without any event loop; an async view runs everything,
+    however many of these decorators are stacked, in its own single loop.
+
+    :param body: A generator function, a function or a coroutine function,
+        or any callable of those kinds (a partial, an object with
+        ``__call__``). Anything else is a :exc:`TypeError` here, as is a view
+        that is not callable, a class or an async generator function when the
+        decorator is applied.
+
+    .. versionadded:: 0.1
+    """
+    kind = _kind(body, "async_compatible_decorator()", "a decorator body")
+    culprit = getattr(body, "__name__", None) or repr(body)
+
+    def decorator(view: t.Any, /) -> t.Any:
+        _kind(view, culprit, "a view")
+
+        if is_async_callable(view):
+            return _wrap_async(body, kind, view)
+
+        return _wrap_sync(body, kind, view)
+
+    _name_after(decorator, body)
+    return t.cast("ViewDecorator", decorator)
+
+
+def _hook_body(
+    hook: t.Callable[..., t.Any], culprit: str
+) -> t.Callable[..., _Generator]:
+    """Make a generator function that calls ``hook`` the way its kind asks,
+    so that bodies can ``yield from`` it.
+    """
+    if _kind(hook, culprit, "a hook") is _Kind.GENERATOR:
+        return hook
+
+    def call_hook(*args: t.Any, **kwargs: t.Any) -> _Generator:
+        return (yield hook(*args, **kwargs))
+
+    return call_hook
+
+
+def before_view(hook: t.Callable[..., t.Any]) -> ViewDecorator:
+    """Make a view decorator that runs ``hook`` before the view.
+
+    ``hook(*args, **kwargs)`` gets exactly the view's arguments (``self``
+    included for a method). It can be sync, async, or a generator function
+    driven like an :func:`async_compatible_decorator` body. If it returns
+    anything but ``None`` (even ``""``), that is the response and the view is
+    not called; it can also raise, for example with :func:`flask.abort`.
+
+    .. code-block:: python
+
+        @before_view
+        async def admin_required(*args, **kwargs):
+            if not await is_admin(g.user):
+                abort(403)
+
+    :param hook: A sync, async or generator callable.
+
+    .. versionadded:: 0.1
+    """
+    run_hook = _hook_body(hook, "before_view()")
+
+    def body(view: _View, /, *args: t.Any, **kwargs: t.Any) -> _Generator:
+        rv = yield from run_hook(*args, **kwargs)
+
+        if rv is not None:
+            return rv
+
+        return (yield view(*args, **kwargs))
+
+    _name_after(body, hook)
+    return async_compatible_decorator(body)
+
+
+def after_view(hook: t.Callable[..., t.Any]) -> ViewDecorator:
+    """Make a view decorator that runs ``hook`` on the view's response.
+
+    The view's return value is made into a response object with
+    :meth:`flask.Flask.make_response`, then ``hook(response)`` runs. It can
+    be sync, async, or a generator function driven like an
+    :func:`async_compatible_decorator` body. If it returns anything but
+    ``None``, that is the response (any value Flask accepts from a view);
+    ``None`` keeps the response it was given.
+
+    .. code-block:: python
+
+        @after_view
+        def no_store(response):
+            response.headers["Cache-Control"] = "no-store"
+
+    :param hook: A sync, async or generator callable.
+
+    .. versionadded:: 0.1
+    """
+    run_hook = _hook_body(hook, "after_view()")
+
+    def body(view: _View, /, *args: t.Any, **kwargs: t.Any) -> _Generator:
+        response = current_app.make_response((yield view(*args, **kwargs)))
+        rv = yield from run_hook(response)
+        return response if rv is None else rv
+
+    _name_after(body, hook)
+    return async_compatible_decorator(body)
