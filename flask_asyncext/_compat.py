@@ -9,18 +9,15 @@ if sys.version_info >= (3, 12):
     from inspect import iscoroutinefunction as iscoroutinefunction
 else:
     import asyncio.coroutines
-    import functools
 
     #: The marker that ``asgiref.sync.markcoroutinefunction`` sets before 3.12.
     _marker: object = vars(asyncio.coroutines)["_is_coroutine"]
 
     def iscoroutinefunction(obj: object) -> bool:
         """Like :func:`inspect.iscoroutinefunction` on Python 3.12: also true
-        for functions marked with ``asgiref.sync.markcoroutinefunction``.
+        for functions (and their bound methods) marked with
+        ``asgiref.sync.markcoroutinefunction``. Callers unwrap partials.
         """
-        while isinstance(obj, functools.partial):
-            obj = obj.func
-
         if inspect.iscoroutinefunction(obj):
             return True
 

@@ -13,9 +13,9 @@ import inspect
 import types
 import typing as t
 
-from flask import Response
 from flask import current_app
 from flask import has_app_context
+from flask import Response
 from werkzeug.wrappers import Response as BaseResponse
 
 from ._compat import iscoroutinefunction
@@ -92,7 +92,11 @@ def is_async_callable(
     return iscoroutinefunction(obj.__call__)
 
 
-async def maybe_await(value: cabc.Awaitable[T] | T) -> T:
+@t.overload
+async def maybe_await(value: cabc.Awaitable[T]) -> T: ...
+@t.overload
+async def maybe_await(value: cabc.Awaitable[T] | T) -> T: ...
+async def maybe_await(value: object) -> t.Any:
     """Await ``value`` if it is awaitable, else return it as it is.
 
     Use it in async code that calls something which may be sync or async:
@@ -111,9 +115,9 @@ async def maybe_await(value: cabc.Awaitable[T] | T) -> T:
     cls = type(value)
 
     if cls is _COROUTINE or (cls not in _PLAIN_TYPES and inspect.isawaitable(value)):
-        return await t.cast(cabc.Awaitable[T], value)
+        return await t.cast("cabc.Awaitable[t.Any]", value)
 
-    return t.cast(T, value)
+    return value
 
 
 def _import_async_to_sync() -> t.Callable[..., t.Any]:
@@ -138,11 +142,11 @@ def _discard(awaitable: object) -> None:
     """Close a coroutine that will never run, so that it does not warn that
     it was never awaited.
     """
-    if (
-        type(awaitable) is _COROUTINE
-        and inspect.getcoroutinestate(awaitable) == inspect.CORO_CREATED
-    ):
-        awaitable.close()
+    if type(awaitable) is _COROUTINE:
+        coroutine = t.cast("cabc.Coroutine[t.Any, t.Any, t.Any]", awaitable)
+
+        if inspect.getcoroutinestate(coroutine) == inspect.CORO_CREATED:
+            coroutine.close()
 
 
 def _bridge(func: cabc.Callable[[], cabc.Coroutine[t.Any, t.Any, T]]) -> T:
@@ -180,7 +184,7 @@ def run_sync(awaitable: cabc.Awaitable[T], culprit: object = None) -> T:
         raise
 
 
-def _wraps_sync(
+def wraps_sync(
     wrapped: t.Callable[..., t.Any],
 ) -> t.Callable[[t.Callable[P, R]], t.Callable[P, R]]:
     """:func:`functools.wraps` for a ``def`` wrapper: the coroutine markers
@@ -230,7 +234,7 @@ def ensure_sync(func: cabc.Callable[P, t.Any]) -> cabc.Callable[P, t.Any]:
     """
     if is_async_callable(func):
 
-        @_wraps_sync(func)
+        @wraps_sync(func)
         def call_async(*args: P.args, **kwargs: P.kwargs) -> t.Any:
             _refuse_in_loop(func)
 
@@ -241,7 +245,7 @@ def ensure_sync(func: cabc.Callable[P, t.Any]) -> cabc.Callable[P, t.Any]:
 
         return call_async
 
-    @_wraps_sync(func)
+    @wraps_sync(func)
     def call_sync(*args: P.args, **kwargs: P.kwargs) -> t.Any:
         rv = func(*args, **kwargs)
 

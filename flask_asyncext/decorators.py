@@ -10,7 +10,7 @@ import typing as t
 
 from flask import current_app
 
-from .bridges import _wraps_sync
+from .bridges import wraps_sync
 from .bridges import ensure_async
 from .bridges import ensure_sync
 from .bridges import is_async_callable
@@ -163,7 +163,7 @@ def _wrap_sync(
 ) -> t.Callable[..., t.Any]:
     if kind is _Kind.GENERATOR:
 
-        @_wraps_sync(view)
+        @wraps_sync(view)
         def drive_body(*args: t.Any, **kwargs: t.Any) -> t.Any:
             return _drive_sync(body(view, *args, **kwargs))
 
@@ -175,13 +175,13 @@ def _wrap_sync(
         call_body = ensure_sync(body)
         async_view = ensure_async(view, thread=True)
 
-        @_wraps_sync(view)
+        @wraps_sync(view)
         def bridge_body(*args: t.Any, **kwargs: t.Any) -> t.Any:
             return call_body(async_view, *args, **kwargs)
 
         return bridge_body
 
-    @_wraps_sync(view)
+    @wraps_sync(view)
     def call_body_sync(*args: t.Any, **kwargs: t.Any) -> t.Any:
         rv = body(view, *args, **kwargs)
         return run_sync(rv, body) if is_awaitable(rv) else rv
