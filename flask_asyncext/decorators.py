@@ -10,12 +10,13 @@ import typing as t
 
 from flask import current_app
 
-from .bridges import wraps_sync
+from .bridges import _PLAIN_TYPES
 from .bridges import ensure_async
 from .bridges import ensure_sync
 from .bridges import is_async_callable
 from .bridges import is_awaitable
 from .bridges import run_sync
+from .bridges import wraps_sync
 
 if t.TYPE_CHECKING:
     from .typing import ViewDecorator
@@ -82,52 +83,58 @@ def _drive_sync(gen: _Generator) -> t.Any:
     """Run a body's generator from a ``def`` wrapper: awaitables it yields
     are resolved through the app's bridge, anything else is sent back.
     """
-    value: t.Any = None
-    error: BaseException | None = None
+    send = gen.send
 
-    while True:
-        try:
-            if error is None:
-                item = gen.send(value)
-            else:
-                item, error = gen.throw(error), None
-        except StopIteration as stop:
-            rv = stop.value
-            return run_sync(rv) if is_awaitable(rv) else rv
+    try:
+        item = send(None)
 
-        if is_awaitable(item):
+        while True:
+            if type(item) in _PLAIN_TYPES or not is_awaitable(item):
+                item = send(item)
+                continue
+
+            # Throw outside the except block, so that an exception the body
+            # raises later is not chained to the one it handled.
+            error: BaseException | None = None
+
             try:
                 value = run_sync(item)
             except BaseException as e:
-                error = e
-        else:
-            value = item
+                error, value = e, None
+
+            item = send(value) if error is None else gen.throw(error)
+    except StopIteration as stop:
+        rv = stop.value
+
+    return run_sync(rv) if is_awaitable(rv) else rv
 
 
 async def _drive_async(gen: _Generator) -> t.Any:
     """Run a body's generator from an ``async def`` wrapper: awaitables it
     yields are awaited in the running loop, anything else is sent back.
     """
-    value: t.Any = None
-    error: BaseException | None = None
+    send = gen.send
 
-    while True:
-        try:
-            if error is None:
-                item = gen.send(value)
-            else:
-                item, error = gen.throw(error), None
-        except StopIteration as stop:
-            rv = stop.value
-            return (await rv) if is_awaitable(rv) else rv
+    try:
+        item = send(None)
 
-        if is_awaitable(item):
+        while True:
+            if type(item) in _PLAIN_TYPES or not is_awaitable(item):
+                item = send(item)
+                continue
+
+            error: BaseException | None = None
+
             try:
                 value = await item
             except BaseException as e:
-                error = e
-        else:
-            value = item
+                error, value = e, None
+
+            item = send(value) if error is None else gen.throw(error)
+    except StopIteration as stop:
+        rv = stop.value
+
+    return (await rv) if is_awaitable(rv) else rv
 
 
 def _wrap_async(
@@ -184,7 +191,11 @@ def _wrap_sync(
     @wraps_sync(view)
     def call_body_sync(*args: t.Any, **kwargs: t.Any) -> t.Any:
         rv = body(view, *args, **kwargs)
-        return run_sync(rv, body) if is_awaitable(rv) else rv
+
+        if type(rv) in _PLAIN_TYPES or not is_awaitable(rv):
+            return rv
+
+        return run_sync(rv, body)
 
     return call_body_sync
 

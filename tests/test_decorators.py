@@ -1010,3 +1010,30 @@ def test_hooks_name_the_decorator() -> None:
     assert decorator.__doc__ == "Only admins."
     with pytest.raises(TypeError, match=r"^admin_required cannot use 1 as a view"):
         decorator(1)
+
+
+@pytest.mark.parametrize("view_kind", ["sync-function", "async-function"])
+def test_later_error_is_not_chained_to_a_handled_one(
+    app: Flask, view_kind: str
+) -> None:
+    caught: list[BaseException] = []
+
+    async def failing() -> None:
+        raise Boom("handled")
+
+    def body(view: Impl, /, *args: t.Any, **kwargs: t.Any) -> t.Any:
+        try:
+            yield failing()
+        except Boom:
+            pass
+        yield "a plain value"
+        raise KeyError("later")
+
+    @app.errorhandler(KeyError)
+    def handle(e: KeyError) -> str:
+        caught.append(e)
+        return "handled"
+
+    register(app, view_kind, [async_compatible_decorator(body)], str)
+    assert app.test_client().get("/item/1").text == "handled"
+    assert caught[0].__context__ is None
