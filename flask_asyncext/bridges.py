@@ -283,8 +283,13 @@ def ensure_async(
 
     A sync callable is called inline, on the event loop's thread, by default.
     Sync code that blocks (database or network I/O) would hold up everything
-    else on the loop: pass ``thread=True`` to run it in a worker thread with
-    asgiref's ``sync_to_async``, which keeps Flask's contexts visible there.
+    else on the loop: pass ``thread=True`` to run it off the loop with
+    asgiref's ``sync_to_async``, which keeps Flask's contexts and context
+    variables visible there. Under Flask's default bridge it runs in the
+    request's own thread, which is waiting for the loop anyway; on a loop
+    that asgiref did not start (:class:`~flask_asyncext.shared_loop.SharedLoop`)
+    it runs in the loop's thread pool, so requests never queue behind each
+    other.
 
     :param func: A sync or async callable.
     :param thread: Run a sync ``func`` in a worker thread. Requires asgiref
@@ -313,15 +318,27 @@ def ensure_async(
         return call_inline
 
     try:
+        from asgiref.sync import AsyncToSync
         from asgiref.sync import sync_to_async
     except ImportError:
         raise RuntimeError(_ASYNC_EXTRA) from None
 
-    in_thread = sync_to_async(func)
+    # Under asgiref's async_to_sync (Flask's default bridge) the thread that
+    # waits for the loop runs thread-sensitive work: no new thread, and the
+    # same thread as the request. On any other loop (a shared one), the
+    # thread-sensitive path would queue every request on asgiref's single
+    # global thread, so the loop's thread pool is used instead.
+    in_waiting_thread = sync_to_async(func, thread_sensitive=True)
+    in_pool = sync_to_async(func, thread_sensitive=False)
+    started_by_asgiref = AsyncToSync.loop_thread_executors
 
     @functools.wraps(func)
     async def call_in_thread(*args: P.args, **kwargs: P.kwargs) -> t.Any:
-        rv = await in_thread(*args, **kwargs)
+        if asyncio.get_running_loop() in started_by_asgiref:
+            rv = await in_waiting_thread(*args, **kwargs)
+        else:
+            rv = await in_pool(*args, **kwargs)
+
         return (await rv) if is_awaitable(rv) else rv
 
     return call_in_thread

@@ -20,7 +20,7 @@ def _leak_detector() -> cabc.Iterator[None]:
     "coroutine was never awaited" warnings into errors while it still runs.
     """
     yield
-    gc.collect()
+    gc.collect(1)
     assert not has_request_context(), "a request context was leaked"
     assert not has_app_context(), "an app context was leaked"
 

@@ -317,26 +317,48 @@ def test_ensure_async_resolves_hidden_awaitable(thread: bool) -> None:
     assert asyncio.run(call()) == 5
 
 
-def test_ensure_async_thread_sees_flask_context(app: Flask) -> None:
+def test_ensure_async_thread_sees_flask_context(
+    app: Flask, asyncext_shared_loop: t.Any
+) -> None:
     var: contextvars.ContextVar[str] = contextvars.ContextVar("var")
+    threads: dict[str, int] = {}
 
     def work() -> str:
+        threads["work"] = threading.get_ident()
         var.set("changed")
-        return f"{g.user}:{request.path}:{threading.get_ident() != loop_thread}"
-
-    async def main() -> str:
-        return await ensure_async(work, thread=True)()
-
-    loop_thread = 0
+        return f"{g.user}:{request.path}"
 
     async def in_loop() -> str:
-        nonlocal loop_thread
-        loop_thread = threading.get_ident()
-        return await main()
+        threads["loop"] = threading.get_ident()
+        rv = await ensure_async(work, thread=True)()
+        return f"{rv}:{var.get()}"
 
     with app.test_request_context("/here"):
         g.user = "bob"
-        assert ensure_sync(in_loop)() == "bob:/here:True"
+        assert ensure_sync(in_loop)() == "bob:/here:changed"
+
+    assert threads["loop"] != threads["work"]
+    # Under asgiref's bridge the request's own thread, which is waiting for
+    # the loop, runs the sync code; on a shared loop, the loop's pool does.
+    assert (threads["work"] == threading.get_ident()) is (asyncext_shared_loop is None)
+
+
+def test_ensure_async_thread_on_other_loops_uses_pool() -> None:
+    """On a loop asgiref did not start, sync calls run in the loop's pool
+    and do not queue behind each other on one global thread.
+    """
+    barrier = threading.Barrier(3, timeout=10)
+
+    def work() -> int:
+        barrier.wait()
+        return threading.get_ident()
+
+    call = ensure_async(work, thread=True)
+
+    async def main() -> set[int]:
+        return set(await asyncio.gather(call(), call(), call()))
+
+    assert len(asyncio.run(main())) == 3
 
 
 # -- run_sync ----------------------------------------------------------------
