@@ -10,19 +10,31 @@ import pytest
 from flask import Flask
 from flask import has_app_context
 from flask import has_request_context
+from flask.globals import app_ctx
+from flask.globals import request_ctx
 
 pytest_plugins = ["pytester"]
 
 
 @pytest.fixture(autouse=True)
 def _leak_detector() -> cabc.Iterator[None]:
-    """Fail a test that leaves an app or request context pushed, and turn
-    "coroutine was never awaited" warnings into errors while it still runs.
+    """Fail a test that leaves an app or request context pushed (and pop it,
+    so the next test starts clean), and turn "coroutine was never awaited"
+    warnings into errors while the test still runs.
     """
     yield
     gc.collect(1)
-    assert not has_request_context(), "a request context was leaked"
-    assert not has_app_context(), "an app context was leaked"
+    leaked = []
+
+    while has_request_context():
+        leaked.append(request_ctx._get_current_object())
+        request_ctx.pop()
+
+    while has_app_context():
+        leaked.append(app_ctx._get_current_object())
+        app_ctx.pop()
+
+    assert leaked == [], "contexts were leaked"
 
 
 @pytest.fixture

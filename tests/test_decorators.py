@@ -4,6 +4,7 @@ import asyncio
 import collections.abc as cabc
 import contextvars
 import functools
+import importlib.metadata
 import inspect
 import typing as t
 
@@ -583,6 +584,11 @@ def _stream() -> t.Any:
     return stream_with_context(generate())
 
 
+# pallets/flask#5774, fixed in Flask 3.1.2.
+OLD_FLASK_STREAMING = tuple(
+    int(part) for part in importlib.metadata.version("flask").split(".")[:3]
+) < (3, 1, 2)
+
 RESPONSE_SHAPES = {
     "str": lambda: "text",
     "bytes": lambda: b"bytes",
@@ -600,8 +606,20 @@ RESPONSE_SHAPES = {
 @pytest.mark.parametrize("view_kind", ["sync-function", "async-function"])
 @pytest.mark.parametrize("decorator_kind", [*BODY_KINDS, "before_view", "after_view"])
 def test_response_shapes_pass_through(
-    app: Flask, shape: str, view_kind: str, decorator_kind: str
+    app: Flask,
+    shape: str,
+    view_kind: str,
+    decorator_kind: str,
+    request: pytest.FixtureRequest,
 ) -> None:
+    if shape == "stream" and view_kind.startswith("async") and OLD_FLASK_STREAMING:
+        request.applymarker(
+            pytest.mark.xfail(
+                reason="Flask < 3.1.2 cannot stream_with_context from async views",
+                strict=True,
+            )
+        )
+
     if decorator_kind == "before_view":
         decorator = before_view(lambda id: None)
     elif decorator_kind == "after_view":
