@@ -2,8 +2,9 @@
 
 Flask's default bridge (:meth:`flask.Flask.async_to_sync`) starts a new thread
 and a new event loop for each async call. :class:`SharedLoop` replaces that
-bridge, on the app instance, with one that hands each coroutine to a single
-event loop running in a background daemon thread.
+bridge, on the app instance, with one that runs each coroutine on a single
+event loop per process. The loop belongs to no thread: a thread that finds it
+idle drives it itself, so the common case needs no hand-off between threads.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ import asyncio
 import atexit
 import collections
 import collections.abc as cabc
+import concurrent.futures
 import contextlib
 import contextvars
+import functools
 import os
 import sys
 import threading
@@ -25,6 +28,7 @@ if t.TYPE_CHECKING:  # pragma: no cover
     from flask import Flask
 
     P = te.ParamSpec("P")
+    Ts = te.TypeVarTuple("Ts")
 
 R = t.TypeVar("R")
 
@@ -43,8 +47,11 @@ _runners: weakref.WeakSet[SharedLoop] = weakref.WeakSet()
 _inherited: list[_LoopThread] = []
 
 
+_CLOSED = "The shared event loop was closed."
+
+
 class _Call:
-    """One coroutine handed from a waiting thread to the loop."""
+    """One coroutine a thread runs on the shared loop."""
 
     __slots__ = (
         "awaitable",
@@ -54,19 +61,22 @@ class _Call:
         "finished",
         "handled",
         "result",
+        "shared",
         "task",
     )
 
     def __init__(
         self,
+        shared: _LoopThread,
         awaitable: cabc.Awaitable[t.Any],
         context: contextvars.Context,
         handled: BaseException | None,
     ) -> None:
+        self.shared = shared
         self.awaitable = awaitable
         self.context = context
         self.handled = handled
-        #: Held until the loop thread is done with the call.
+        #: Held until the loop is done with the call.
         self.done = threading.Lock()
         self.done.acquire()
         self.finished = False
@@ -94,22 +104,20 @@ class _Call:
             self.handled = None
             self.context = contextvars.copy_context()
             # Wake the caller now, not one loop iteration later.
-            self.finished = True
-            self.done.release()
+            self.shared.finish(self)
 
     def finish(self, task: asyncio.Task[None]) -> None:
-        # Done callback of the task, on the loop thread. A task cancelled
-        # before its first step never ran ``run``: nothing was awaited.
+        # Done callback of the task. A task cancelled before its first step
+        # never ran ``run``: nothing was awaited.
         if not self.finished:
             self.fail(asyncio.CancelledError())
 
     def fail(self, error: BaseException) -> None:
-        # On the loop thread: the awaitable was never awaited and never will
-        # be. Close it, so that it is not reported as "never awaited".
+        # The awaitable was never awaited and never will be. Close it, so
+        # that it is not reported as "never awaited".
         self.error = error
         _close(self.awaitable)
-        self.finished = True
-        self.done.release()
+        self.shared.finish(self)
 
 
 def _close(awaitable: cabc.Awaitable[t.Any]) -> None:
@@ -119,52 +127,164 @@ def _close(awaitable: cabc.Awaitable[t.Any]) -> None:
         close()
 
 
+class _EventLoop(asyncio.SelectorEventLoop):
+    """The shared loop. Work scheduled on it from another thread while no
+    thread drives it wakes the idle driver.
+    """
+
+    shared: _LoopThread
+
+    def call_soon_threadsafe(
+        self,
+        callback: cabc.Callable[[te.Unpack[Ts]], object],
+        *args: te.Unpack[Ts],
+        context: contextvars.Context | None = None,
+    ) -> asyncio.Handle:
+        handle = super().call_soon_threadsafe(callback, *args, context=context)
+        self.shared.poke()
+        return handle
+
+    def wake(self, callback: cabc.Callable[[], object]) -> None:
+        # For the runner's own callbacks, which come with their own reason
+        # to drive the loop.
+        super().call_soon_threadsafe(callback)
+
+
 class _LoopThread:
-    """An event loop running in a daemon thread, with its bookkeeping."""
+    """The shared event loop, and who drives it.
+
+    The loop is not owned by one thread. A thread that needs a coroutine run
+    while nobody drives the loop drives it itself (the leader), until its own
+    call is done: no hand-off between threads. A thread arriving while the
+    loop is driven hands its call to the driver and waits. A daemon thread
+    (the idle driver) drives the loop whenever nobody else does and work is
+    left: calls of waiting threads, tasks created with asyncio.create_task,
+    callbacks scheduled from other threads. It stops as soon as none is left.
+    """
 
     def __init__(self) -> None:
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.stop: asyncio.Event | None = None
-        self.closing = False
-        #: Guards calls, pending, wake_scheduled and dead.
+        self.loop = loop = _EventLoop()
+        loop.shared = self
+        loop.set_task_factory(self.create_task)
+        #: The loop's default executor, shut down without starting a thread
+        #: (Python 3.12 refuses new threads at interpreter exit).
+        self.executor = concurrent.futures.ThreadPoolExecutor(
+            thread_name_prefix="flask-asyncext-shared-loop-worker"
+        )
+        loop.set_default_executor(self.executor)
+        #: Guards driving, leader, poked, closing, dead, calls, pending and
+        #: wake_scheduled.
         self.lock = threading.Lock()
-        #: Calls handed to the loop and not finished yet.
+        #: Notified when the idle driver may be needed.
+        self.wanted = threading.Condition(self.lock)
+        #: A thread drives the loop (or is about to).
+        self.driving = False
+        #: The call whose caller drives the loop; None when the idle driver
+        #: does (or nobody).
+        self.leader: _Call | None = None
+        #: The idle driver drives the loop.
+        self.serving = False
+        #: Another thread scheduled a callback while nobody drove the loop.
+        self.poked = False
+        self.closing = False
+        #: The loop is closed and its calls failed: refuse new ones.
+        self.dead = False
+        #: Calls not finished yet.
         self.calls: set[_Call] = set()
         #: Calls waiting for the loop to start them.
         self.pending: collections.deque[_Call] = collections.deque()
         #: A wake-up (``drain``) is scheduled: the calls added meanwhile
         #: ride along, saving a write to the loop's self-pipe each.
         self.wake_scheduled = False
-        #: The loop is closed and its calls failed: refuse new ones.
-        self.dead = False
         #: Tasks created on the loop with asyncio.create_task (strong references).
         self.tasks: set[asyncio.Task[t.Any]] = set()
-        self.ready = threading.Event()
         self.thread = threading.Thread(
             target=self.serve, name="flask-asyncext-shared-loop", daemon=True
         )
         self.thread.start()
-        self.ready.wait()
+
+    def wanted_now(self) -> bool:
+        # Under the lock: is there work for the idle driver?
+        return bool(self.closing or self.poked or self.calls or self.tasks)
 
     def serve(self) -> None:
+        # The idle driver's thread.
+        loop = self.loop
+
         try:
-            asyncio.run(self.main())
+            while True:
+                with self.lock:
+                    while self.driving or not self.wanted_now():
+                        self.wanted.wait()
+
+                    self.driving = True
+
+                    if self.closing:
+                        break
+
+                    self.serving = True
+                    self.poked = False
+
+                loop.call_soon(self.settle)
+                loop.run_forever()
+
+                with self.lock:
+                    self.serving = False
+                    self.driving = False
         finally:
-            # Calls added after the loop's last iteration never started.
+            # Still driving: nobody else drives the loop any more.
+            self.shut_down()
+
+    def shut_down(self) -> None:
+        # The idle driver's thread: cancel what is left, finalize, close.
+        loop = self.loop
+
+        with self.lock:
+            self.closing = True
+            self.serving = False
+
+        try:
+            tasks = asyncio.all_tasks(loop)
+
+            for task in tasks:
+                task.cancel()
+
+            if tasks:
+                loop.run_until_complete(asyncio.wait(tasks))
+
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            self.executor.shutdown(wait=True)
+        finally:
             with self.lock:
                 self.dead = True
+                calls = list(self.calls)
 
-                for call in list(self.calls):
-                    if not call.finished:
-                        call.fail(RuntimeError("The shared event loop was closed."))
+            # Calls added after the loop's last iteration never started.
+            for call in calls:
+                if not call.finished:
+                    call.fail(RuntimeError(_CLOSED))
 
-    async def main(self) -> None:
-        self.loop = loop = asyncio.get_running_loop()
-        self.stop = asyncio.Event()
-        loop.set_task_factory(self.create_task)
-        self.ready.set()
-        await self.stop.wait()
-        loop.set_task_factory(None)
+            loop.close()
+
+    def poke(self) -> None:
+        # Any thread: a callback was scheduled thread-safely.
+        with self.lock:
+            # Left set while a thread drives the loop: that driver may have
+            # run its last iteration already; the idle driver then takes over.
+            self.poked = True
+
+            if not self.driving:
+                self.wanted.notify()
+
+    def settle(self) -> None:
+        # The driving thread: stop driving once the driver's work is done.
+        leader = self.leader
+
+        if leader is not None:
+            if leader.finished and self.loop.is_running():
+                self.loop.stop()
+        elif self.serving and (self.closing or not (self.calls or self.tasks)):
+            self.loop.stop()
 
     def create_task(
         self,
@@ -176,30 +296,88 @@ class _LoopThread:
         # creates, until it is done, so it can outlive the request.
         task: asyncio.Task[t.Any] = asyncio.Task(coro, loop=loop, **kwargs)
         self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        task.add_done_callback(self.task_done)
         return task
 
+    def task_done(self, task: asyncio.Task[t.Any]) -> None:
+        self.tasks.discard(task)
+        self.settle()
+
+    def finish(self, call: _Call) -> None:
+        # The driving thread: the call is done; wake its caller.
+        call.finished = True
+
+        with self.lock:
+            self.calls.discard(call)
+
+        call.done.release()
+        self.settle()
+
+    def lead(self, call: _Call) -> bool:
+        # Caller's thread: take the loop if nobody drives it.
+        with self.lock:
+            # A closed loop stays "driven": its calls go to add(), which
+            # refuses them.
+            if self.driving:
+                return False
+
+            self.driving = True
+            self.leader = call
+            self.calls.add(call)
+            return True
+
+    def drive(self, call: _Call) -> None:
+        # Caller's thread, after lead(): run the loop until the call is done.
+        loop = self.loop
+
+        try:
+            self.spawn(call)
+
+            while not call.finished:
+                loop.run_forever()
+        except BaseException:
+            # Interrupted while driving: cancel the call and let the idle
+            # driver finish it (and everything else on the loop).
+            self.leader = None
+
+            if call.task is None:
+                call.fail(asyncio.CancelledError())
+            else:
+                call.task.cancel()
+
+            raise
+        finally:
+            with self.lock:
+                self.leader = None
+                self.driving = False
+
+                if self.wanted_now():
+                    self.wanted.notify()
+
     def add(self, call: _Call) -> None:
-        # Caller's thread: queue the call and wake the loop unless a wake-up
-        # is already on its way.
+        # Caller's thread: queue the call for the thread driving the loop
+        # (or the idle driver) and wake the loop unless a wake-up is already
+        # on its way.
         with self.lock:
             if self.dead:
                 _close(call.awaitable)
-                raise RuntimeError("The shared event loop was closed.")
+                raise RuntimeError(_CLOSED)
 
             self.calls.add(call)
             self.pending.append(call)
             wake = not self.wake_scheduled
             self.wake_scheduled = True
 
+            if not self.driving:  # a caller handling an exception
+                self.wanted.notify()
+
         if wake:
-            assert self.loop is not None
-            # A loop closed meanwhile fails the call in serve().
+            # A loop closed meanwhile fails the call in shut_down().
             with contextlib.suppress(RuntimeError):
-                self.loop.call_soon_threadsafe(self.drain)
+                self.loop.wake(self.drain)
 
     def drain(self) -> None:
-        # Loop thread: start every queued call.
+        # Driving thread: start every queued call.
         with self.lock:
             self.wake_scheduled = False
             calls = list(self.pending)
@@ -209,9 +387,9 @@ class _LoopThread:
             self.spawn(call)
 
     def spawn(self, call: _Call) -> None:
-        # Loop thread: start the call's task in a copy of the caller's context.
+        # Driving thread: start the call's task in a copy of the caller's context.
         if self.closing:
-            call.fail(RuntimeError("The shared event loop was closed."))
+            call.fail(RuntimeError(_CLOSED))
             return
         task = call.context.run(_new_task, call.run(), loop=self.loop, **_EAGER)
         call.task = task
@@ -219,10 +397,20 @@ class _LoopThread:
 
     @staticmethod
     def cancel(call: _Call) -> None:
-        # Loop thread. The call's task is missing when it was refused because
-        # the loop is closing.
+        # Driving thread. The call's task is missing when it was refused
+        # because the loop is closing.
         if call.task is not None:
             call.task.cancel()
+
+    def stop(self) -> None:
+        # Any thread: make the idle driver shut the loop down, once the
+        # current driver is done.
+        with self.lock:
+            self.closing = True
+            self.wanted.notify()
+
+        # The idle driver may be serving a task that does not end.
+        self.loop.wake(self.settle)
 
     async def wait_tasks(self, limit: float | None) -> bool:
         loop = asyncio.get_running_loop()
@@ -241,9 +429,11 @@ class SharedLoop:
     Flask runs each ``async def`` view, request hook and error handler through
     :meth:`~flask.Flask.async_to_sync`, which by default starts a new thread
     and a new event loop for every call. This extension replaces that bridge on
-    the app instance with one that runs the coroutine on a single event loop in
-    a background daemon thread, shared by all requests of the process. The
-    calling thread waits for the result.
+    the app instance with one that runs the coroutine on a single event loop
+    shared by all requests of the process. A calling thread that finds the
+    loop idle runs it itself until its coroutine is done; one that finds it
+    run by another thread hands the coroutine over and waits. A background
+    daemon thread runs the loop when work is left and no request does.
 
     .. code-block:: python
 
@@ -261,8 +451,8 @@ class SharedLoop:
     - Tasks created with :func:`asyncio.create_task` keep running after the
       response is sent. :meth:`wait_tasks` waits for them; :meth:`close`
       (called at interpreter exit too) waits for them and stops the loop.
-    - The loop thread is started on first use in each process, so the runner
-      is safe with pre-forking servers such as gunicorn.
+    - The loop and its thread are started on first use in each process, so
+      the runner is safe with pre-forking servers such as gunicorn.
 
     Sync code called from a coroutine blocks every request on the loop: run
     it in a worker thread, for example with
@@ -300,11 +490,12 @@ class SharedLoop:
         """The shared event loop, started in this process if necessary.
 
         Use it to schedule work from other threads, for example with
-        :func:`asyncio.run_coroutine_threadsafe`.
+        :func:`asyncio.run_coroutine_threadsafe`: callbacks scheduled
+        thread-safely run even when no request is running the loop. Do not
+        run it yourself (``run_until_complete``); run coroutines with
+        :meth:`async_to_sync` instead.
         """
-        loop = (self._current or self._start()).loop
-        assert loop is not None
-        return loop
+        return (self._current or self._start()).loop
 
     def async_to_sync(
         self, func: cabc.Callable[P, cabc.Awaitable[R]]
@@ -313,21 +504,26 @@ class SharedLoop:
 
         The returned function calls ``func`` in the caller's thread, runs the
         awaitable it returns as a task on the shared loop in a copy of the
-        caller's context, waits, copies the context variables the coroutine
-        changed back to the caller, and returns the result or raises the
-        exception.
+        caller's context, copies the context variables the coroutine changed
+        back to the caller, and returns the result or raises the exception.
+        If no other thread is running the loop, the caller runs it itself
+        until the task is done (other tasks on the loop progress meanwhile);
+        otherwise it hands the task to the thread running the loop and waits.
+        A caller that is handling an exception always hands the task over.
 
         .. code-block:: python
 
             result = shared_loop.async_to_sync(func)(*args, **kwargs)
 
-        Calling it from a thread that is running an event loop (including the
-        shared loop's own thread) raises :exc:`RuntimeError`: blocking there
-        would stall or deadlock that loop. Await the coroutine instead.
+        Calling it from a thread that is running an event loop (including
+        from a coroutine on the shared loop) raises :exc:`RuntimeError`:
+        blocking there would stall or deadlock that loop. Await the coroutine
+        instead.
 
-        If the waiting thread is interrupted (:exc:`KeyboardInterrupt`, or any
-        exception raised by a signal handler), the task is cancelled and the
-        exception propagates.
+        If the calling thread is interrupted (:exc:`KeyboardInterrupt`, or any
+        exception raised by a signal handler), whether it waits or runs the
+        loop, the task is cancelled, the background thread takes over the
+        loop, and the exception propagates.
 
         :param func: A coroutine function, or any callable returning an
             awaitable.
@@ -353,23 +549,24 @@ class SharedLoop:
             )
 
         runner = self._current or self._start()
-        loop = runner.loop
-        assert loop is not None
-        call = _Call(
-            func(*args, **kwargs), contextvars.copy_context(), sys.exc_info()[1]
-        )
-        runner.add(call)
+        handled = sys.exc_info()[1]
+        call = _Call(runner, func(*args, **kwargs), contextvars.copy_context(), handled)
 
-        try:
-            call.done.acquire()
-        except BaseException:
-            # Interrupted while waiting: cancel the task, do not wait for it.
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(runner.cancel, call)
+        # Drive the loop in this thread when nobody else does. Not while
+        # handling an exception: other calls run by this thread would see it.
+        if handled is None and runner.lead(call):
+            runner.drive(call)
+        else:
+            runner.add(call)
 
-            raise
-        finally:
-            runner.calls.discard(call)
+            try:
+                call.done.acquire()
+            except BaseException:
+                # Interrupted while waiting: cancel the task, do not wait for it.
+                with contextlib.suppress(RuntimeError):
+                    runner.loop.wake(functools.partial(runner.cancel, call))
+
+                raise
 
         for var, value in call.context.items():
             if var.get(_MISSING) is not value:
@@ -443,15 +640,8 @@ class SharedLoop:
             self._current = None
             atexit.unregister(self.close)
 
-        assert runner.loop is not None
-        runner.loop.call_soon_threadsafe(self._stop, runner)
+        runner.stop()
         runner.thread.join()
-
-    @staticmethod
-    def _stop(runner: _LoopThread) -> None:
-        runner.closing = True
-        assert runner.stop is not None
-        runner.stop.set()
 
 
 def _after_fork_in_child() -> None:

@@ -131,8 +131,12 @@ def test_every_async_hop_runs_on_one_loop(
     }
     assert len(seen) == 10 * 4 + 5
     assert {loop for _, loop, _ in seen} == {runner.loop}
-    assert {ident for _, _, ident in seen} == {runner._current.thread.ident}  # type: ignore[union-attr]
-    assert threading.get_ident() not in {ident for _, _, ident in seen}
+    # The loop was idle: the request thread drove it itself, no hand-off.
+    # An error handler runs while an exception is handled: on the idle driver.
+    driven_by = {ident for hop, _, ident in seen if hop != "errorhandler"}
+    assert driven_by == {threading.get_ident()}
+    handled_by = {ident for hop, _, ident in seen if hop == "errorhandler"}
+    assert handled_by == {runner._current.thread.ident}  # type: ignore[union-attr]
 
 
 def test_flask_context_visible(shared_app: Flask) -> None:
@@ -463,12 +467,33 @@ def interruptible() -> cabc.Iterator[None]:
     signal.signal(signal.SIGUSR1, previous)
 
 
+def drive_elsewhere(runner: SharedLoop) -> tuple[threading.Thread, threading.Event]:
+    """Make another thread drive the loop (it waits in a coroutine until the
+    returned event is set), so that calls from this thread are handed over.
+    """
+    driving = threading.Event()
+    release = threading.Event()
+
+    async def hold() -> None:
+        driving.set()
+        for _ in range(PATIENCE * 1000):
+            if release.is_set():
+                return
+            await asyncio.sleep(0.001)
+
+    thread = threading.Thread(target=runner.async_to_sync(hold))
+    thread.start()
+    assert driving.wait(PATIENCE)
+    return thread, release
+
+
 @pytest.mark.usefixtures("interruptible")
 def test_interrupted_wait_cancels_coroutine(
     runner: SharedLoop, asyncio_errors: list[logging.LogRecord]
 ) -> None:
     main = threading.get_ident()
     cancelled = threading.Event()
+    driver, release = drive_elsewhere(runner)
 
     async def forever() -> None:
         interrupt_wait_soon(main)
@@ -482,12 +507,91 @@ def test_interrupted_wait_cancels_coroutine(
         runner.async_to_sync(forever)()
 
     assert cancelled.wait(PATIENCE)
+    release.set()
+    driver.join()
 
     # The loop is not wedged: the next call runs on the same loop.
     async def loop_now() -> asyncio.AbstractEventLoop:
         return asyncio.get_running_loop()
 
     assert runner.async_to_sync(loop_now)() is runner.loop
+    assert not asyncio_errors
+
+
+def in_selector(frame: t.Any) -> bool:
+    return bool(
+        frame.f_code.co_name == "select"
+        and frame.f_globals.get("__name__") == "selectors"
+    )
+
+
+@pytest.fixture
+def interruptible_driver() -> cabc.Iterator[None]:
+    """Like ``interruptible``, but raises while this thread drives the loop
+    and waits for events in the loop's selector.
+    """
+
+    def handler(signum: int, frame: t.Any) -> None:
+        if in_selector(frame) and not interrupted.is_set():
+            interrupted.set()
+            raise Interrupted
+
+    previous = signal.signal(signal.SIGUSR1, handler)
+    yield
+    while senders:
+        senders.pop().join()
+    signal.signal(signal.SIGUSR1, previous)
+
+
+@pytest.mark.usefixtures("interruptible_driver")
+def test_interrupted_driver_hands_loop_over(
+    runner: SharedLoop, asyncio_errors: list[logging.LogRecord]
+) -> None:
+    """The thread driving the loop is interrupted mid-drive: its coroutine is
+    cancelled, and the calls of other threads still complete.
+    """
+    main = threading.get_ident()
+    cancelled = threading.Event()
+    waiting: asyncio.Event | None = None
+    gate: asyncio.Event | None = None
+    results: list[str] = []
+
+    async def other() -> str:
+        assert waiting is not None
+        waiting.set()
+        assert gate is not None
+        await asyncio.wait_for(gate.wait(), PATIENCE)
+        return "other"
+
+    def other_thread() -> None:
+        results.append(runner.async_to_sync(other)())
+
+    follower = threading.Thread(target=other_thread)
+
+    async def forever() -> None:
+        nonlocal waiting, gate
+        waiting, gate = asyncio.Event(), asyncio.Event()
+        follower.start()
+        await asyncio.wait_for(waiting.wait(), PATIENCE)
+        interrupt_wait_soon(main)
+        try:
+            await asyncio.wait_for(asyncio.Event().wait(), PATIENCE)
+        except asyncio.CancelledError:
+            cancelled.set()
+            gate.set()
+            raise
+
+    with pytest.raises(Interrupted):
+        runner.async_to_sync(forever)()
+
+    follower.join()
+    assert results == ["other"]
+    assert cancelled.is_set()
+
+    async def where() -> tuple[asyncio.AbstractEventLoop, int]:
+        return asyncio.get_running_loop(), threading.get_ident()
+
+    assert runner.async_to_sync(where)() == (runner.loop, main)
     assert not asyncio_errors
 
 
@@ -530,16 +634,69 @@ def test_interrupted_before_task_started(
     async def noop() -> None:
         pass
 
-    # Runs after the cancelled call on the loop (callbacks run in order).
     if closing:
+        # The idle driver shut the loop down.
+        state.thread.join(PATIENCE)
+        assert not state.thread.is_alive()
         with pytest.raises(RuntimeError, match="closed"):
             runner.async_to_sync(noop)()
-        state.closing = False
+        runner._current = None
     runner.async_to_sync(noop)()
     gc.collect()
     eager = bool(shared_loop_module._EAGER)
     assert started == (1 if eager and not closing else 0)
     assert not asyncio_errors
+
+
+def test_driver_interrupted_before_task_created(
+    runner: SharedLoop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The driving thread is interrupted before its task exists: the
+    coroutine is closed, never left un-awaited, and the loop still works.
+    """
+    runner.loop  # noqa: B018
+
+    def interrupted_task(coro: t.Any, **kwargs: t.Any) -> t.NoReturn:
+        coro.close()  # the runner's own wrapper, never started
+        raise Interrupted
+
+    async def never_started() -> None:
+        pass  # pragma: no cover
+
+    monkeypatch.setattr(shared_loop_module, "_new_task", interrupted_task)
+    with pytest.raises(Interrupted):
+        runner.async_to_sync(never_started)()
+    monkeypatch.undo()
+    gc.collect()
+
+    async def answer() -> int:
+        return 42
+
+    assert runner.async_to_sync(answer)() == 42
+    state = runner._current
+    assert state is not None
+    assert not state.calls
+
+
+def test_call_racing_with_close_is_refused(runner: SharedLoop) -> None:
+    """A thread that takes the idle loop just as it starts closing is refused
+    with a clear error, and the loop shuts down.
+    """
+    runner.loop  # noqa: B018
+    state = runner._current
+    assert state is not None
+    state.closing = True  # as set by close() from another thread
+
+    async def refused() -> None:
+        pass  # pragma: no cover
+
+    with pytest.raises(RuntimeError, match="event loop was closed"):
+        runner.async_to_sync(refused)()
+    state.thread.join(PATIENCE)
+    assert not state.thread.is_alive()
+    assert state.loop.is_closed()
+    runner._current = None
+    gc.collect()
 
 
 def test_background_tasks_outlive_response(
@@ -701,7 +858,7 @@ def test_concurrent_close(runner: SharedLoop) -> None:
         threading.Event().wait(0.001)
     assert len(state.calls) == 2
     assert release is not None
-    state.loop.call_soon_threadsafe(release.set)  # type: ignore[union-attr]
+    state.loop.call_soon_threadsafe(release.set)
     for closer in closers:
         closer.join()
     assert not state.thread.is_alive()
@@ -745,10 +902,14 @@ def test_calls_left_at_loop_exit_fail(runner: SharedLoop) -> None:
     async def coroutine() -> None:
         pass  # pragma: no cover
 
-    call = shared_loop_module._Call(coroutine(), contextvars.copy_context(), None)
+    call = shared_loop_module._Call(
+        state, coroutine(), contextvars.copy_context(), None
+    )
     state.calls.add(call)
     # A call already finished, whose caller has not woken up yet, is left be.
-    finished = shared_loop_module._Call(coroutine(), contextvars.copy_context(), None)
+    finished = shared_loop_module._Call(
+        state, coroutine(), contextvars.copy_context(), None
+    )
     finished.finished = True
     finished.result = "result"
     state.calls.add(finished)
@@ -761,9 +922,41 @@ def test_calls_left_at_loop_exit_fail(runner: SharedLoop) -> None:
     finished.awaitable.close()  # type: ignore[attr-defined]
 
 
+def test_start_race_keeps_first_loop(runner: SharedLoop) -> None:
+    """Two threads start the loop at once: the one that loses the race uses
+    the winner's loop instead of starting a second one.
+    """
+    loop = runner.loop
+    state = runner._current
+    threads = threading.active_count()
+
+    class LostRace:
+        """The runner's lock, acquired just after the winner released it."""
+
+        def __enter__(self) -> None:
+            runner._current = state
+
+        def __exit__(self, *exc_info: object) -> None:
+            pass
+
+    runner._current = None
+    runner._lock = LostRace()  # type: ignore[assignment]
+    try:
+        assert runner.loop is loop
+    finally:
+        runner._lock = threading.Lock()
+    assert runner._current is state
+    assert threading.active_count() == threads
+
+
 def test_loop_property_starts_loop(runner: SharedLoop) -> None:
     loop = runner.loop
-    assert loop.is_running()
+    state = runner._current
+    assert state is not None
+    assert state.thread.is_alive()
+    # Nobody drives an idle loop; work scheduled from another thread wakes
+    # the idle driver.
+    assert not loop.is_running()
 
     async def answer() -> int:
         return 42
@@ -853,7 +1046,11 @@ def test_interpreter_exit_waits_and_closes(tmp_path: t.Any) -> None:
             @app.route("/")
             async def view():
                 asyncio.create_task(later())
-                return "sent"
+                # The loop's thread pool is shut down at exit too, without
+                # starting a thread (Python 3.12 refuses one then).
+                return await asyncio.get_running_loop().run_in_executor(
+                    None, lambda: "sent"
+                )
 
             print(app.test_client().get("/").text, flush=True)
             gate.set()  # the task finishes at interpreter exit, not before
