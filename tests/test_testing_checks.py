@@ -7,6 +7,7 @@ from __future__ import annotations
 import collections.abc as cabc
 import functools
 import gc
+import inspect
 import typing as t
 
 import pytest
@@ -14,8 +15,10 @@ from flask import g
 from flask import make_response
 from werkzeug.exceptions import HTTPException
 
+from flask_asyncext.testing import _checks
 from flask_asyncext.testing import CHECKS
 from flask_asyncext.testing import make_app
+from flask_asyncext.testing._checks import _release
 from flask_asyncext.testing._checks import run_check
 from flask_asyncext.testing._checks import Subject
 from flask_asyncext.testing.suite import describe
@@ -114,14 +117,23 @@ def test_attribute_lost() -> None:
 
 
 def test_signature_unavailable() -> None:
-    def bad_signature(view: _View) -> _View:
+    """A decorated view whose signature cannot be computed fails with the
+    error :func:`inspect.signature` raised. A ``__wrapped__`` loop raises
+    the same error on every supported Python (a bad ``__signature__`` is a
+    ``TypeError`` before 3.12 and a ``ValueError`` since).
+    """
+
+    def wrapped_loop(view: _View) -> _View:
         wrapper = functools.wraps(view)(lambda *a, **k: view(*a, **k))
-        wrapper.__signature__ = "nonsense"  # type: ignore[attr-defined]
+        wrapper.__wrapped__ = wrapper  # type: ignore[attr-defined]
         return wrapper
 
-    message = check("test_signature_kept", bad_signature)
+    message = check("test_signature_kept", wrapped_loop)
     want = "(item_id: 'int', name: 'str') -> 'object'"
-    assert f"expected the signature {want}; got TypeError" in message
+    assert (
+        f"expected the signature {want}; got ValueError: wrapper loop when"
+        " unwrapping <function " in message
+    )
 
 
 def test_wrong_arguments() -> None:
@@ -221,18 +233,113 @@ def test_stacked_changes_body() -> None:
     )
 
 
-def test_already_frozen_garbage_collector() -> None:
-    subject = Subject(wrapping(lambda v, a, k: v(*a, **k)), make_app)
-    gc.freeze()
+async def pending() -> None:
+    pass
+
+
+def leave_coroutine_in_cycle(view: _View, args: t.Any, kwargs: t.Any) -> t.Any:
+    cycle: list[object] = [pending()]
+    cycle.append(cycle)
+    return view(*args, **kwargs)
+
+
+def test_never_awaited_in_garbage_cycle() -> None:
+    """A coroutine only a garbage cycle holds is found by the collection
+    after the request, however many objects the session already holds.
+    """
+    ballast = [[{} for _ in range(10)] for _ in range(10_000)]
+    message = check(
+        "test_allowed_request_reaches_view", wrapping(leave_coroutine_in_cycle)
+    )
+    assert len(ballast) == 10_000
+    assert (
+        "expected an allowed request to reach the view with item_id=7,"
+        " name='alice' without warnings; got RuntimeWarning: coroutine"
+        " 'pending' was never awaited [" in message
+    )
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_garbage_collector_state_kept(enabled: bool) -> None:
+    """Automatic collection is off only while a request is watched."""
+    seen: list[bool] = []
+
+    def record(view: _View, args: t.Any, kwargs: t.Any) -> t.Any:
+        seen.append(gc.isenabled())
+        return view(*args, **kwargs)
+
+    subject = Subject(wrapping(record), make_app)
+    check = CHECKS["test_allowed_request_reaches_view"]
+
+    if not enabled:
+        gc.disable()
 
     try:
-        outcome = run_check(
-            CHECKS["test_metadata_kept"], subject, "sync-function", None
-        )
+        outcome = run_check(check, subject, "sync-function", None)
+        assert gc.isenabled() is enabled
     finally:
-        gc.unfreeze()
+        gc.enable()
 
     assert outcome.status == "passed"
+    assert seen == [False]
+
+
+@pytest.mark.parametrize(
+    ("version", "release"),
+    [
+        ("3.1.2", (3, 1, 2)),
+        ("3.0.0", (3, 0, 0)),
+        ("3.1.2rc1", (3, 1, 2)),
+        ("3.2.0.dev0", (3, 2, 0)),
+        ("unknown", ()),
+    ],
+)
+def test_release(version: str, release: tuple[int, ...]) -> None:
+    assert _release(version) == release
+
+
+def unstream(rv: t.Any) -> t.Any:
+    return "no stream" if isinstance(rv, cabc.Iterator) else rv
+
+
+def break_streams(view: _View) -> _View:
+    """Replace a streamed response, on sync and async views alike."""
+    if inspect.iscoroutinefunction(view):
+
+        @functools.wraps(view)
+        async def async_wrapper(*args: t.Any, **kwargs: t.Any) -> t.Any:
+            return unstream(await view(*args, **kwargs))
+
+        return async_wrapper
+
+    @functools.wraps(view)
+    def wrapper(*args: t.Any, **kwargs: t.Any) -> t.Any:
+        return unstream(view(*args, **kwargs))
+
+    return wrapper
+
+
+@pytest.mark.parametrize("streams", [True, False])
+@pytest.mark.parametrize("kind", ["sync-function", "async-function"])
+def test_stream_shape_left_out_on_async_views_of_old_flask(
+    monkeypatch: pytest.MonkeyPatch, streams: bool, kind: str
+) -> None:
+    """Where Flask cannot stream from async views, the stream shape is left
+    out on async view kinds only.
+    """
+    monkeypatch.setattr(_checks, "ASYNC_VIEWS_STREAM", streams)
+    subject = Subject(break_streams, make_app)
+    check = CHECKS["test_response_shapes_pass_through"]
+    outcome = run_check(check, subject, kind, None)
+
+    if not streams and kind == "async-function":
+        assert outcome.status == "passed"
+    else:
+        assert outcome.status == "failed"
+        assert (
+            "expected the view's stream_with_context generator to pass through"
+            " as status 200, b'probe marker'; got " in outcome.message
+        )
 
 
 def test_describe() -> None:

@@ -5,7 +5,6 @@ per view kind in each cell.
 from __future__ import annotations
 
 import collections.abc as cabc
-import dataclasses
 import textwrap
 
 from ._apps import VIEW_KINDS
@@ -16,13 +15,15 @@ MARKS = {"passed": ".", "failed": "F", "xfailed": "x", "skipped": "s"}
 NOT_RUN = "-"
 
 
-@dataclasses.dataclass
 class _Row:
-    label: str
-    modes: list[str | None] = dataclasses.field(default_factory=list)
-    marks: dict[tuple[str, str, str | None], str] = dataclasses.field(
-        default_factory=dict
-    )
+    """One decorator under test: the callback modes it ran in, and a mark
+    per check, view kind and callback mode.
+    """
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.modes: list[str | None] = []
+        self.marks: dict[tuple[str, str, str | None], str] = {}
 
 
 class Matrix:
@@ -80,7 +81,7 @@ class Matrix:
 
     @staticmethod
     def _cell(row: _Row, check: str, mode: str | None) -> str:
-        marks = []
+        marks: list[str] = []
 
         for kind in VIEW_KINDS:
             mark = row.marks.get((check, kind, mode))
