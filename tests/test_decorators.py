@@ -610,15 +610,14 @@ def test_response_shapes_pass_through(
     shape: str,
     view_kind: str,
     decorator_kind: str,
-    request: pytest.FixtureRequest,
 ) -> None:
-    if shape == "stream" and view_kind.startswith("async") and OLD_FLASK_STREAMING:
-        request.applymarker(
-            pytest.mark.xfail(
-                reason="Flask < 3.1.2 cannot stream_with_context from async views",
-                strict=True,
-            )
-        )
+    # The view runs in another contextvars.Context when it is async, or sync
+    # behind an async body (in a worker thread). Flask < 3.1.2 then breaks
+    # stream_with_context itself, and leaks the request context into later
+    # tests; the envs with a newer Flask run these cases.
+    other_context = view_kind.startswith("async") or decorator_kind == "async"
+    if shape == "stream" and other_context and OLD_FLASK_STREAMING:
+        pytest.skip("Flask < 3.1.2 cannot stream_with_context from another context")
 
     if decorator_kind == "before_view":
         decorator = before_view(lambda id: None)
