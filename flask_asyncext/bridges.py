@@ -48,7 +48,7 @@ _COROUTINE = types.CoroutineType
 _MARKERS = ("_is_coroutine", "_is_coroutine_marker")
 
 
-def is_awaitable(value: object) -> bool:
+def _is_awaitable(value: object) -> bool:
     """Whether ``value`` must be awaited: :func:`inspect.isawaitable` with a
     fast path for the types views return all the time.
     """
@@ -159,7 +159,7 @@ def _bridge(func: cabc.Callable[[], cabc.Coroutine[t.Any, t.Any, T]]) -> T:
     return _import_async_to_sync()(func)()  # type: ignore[no-any-return]
 
 
-def run_sync(awaitable: cabc.Awaitable[T], culprit: object = None) -> T:
+def _run_sync(awaitable: cabc.Awaitable[T], culprit: object = None) -> T:
     """Resolve ``awaitable`` from sync code.
 
     The awaitable is wrapped in a small coroutine function that is run with
@@ -184,7 +184,7 @@ def run_sync(awaitable: cabc.Awaitable[T], culprit: object = None) -> T:
         raise
 
 
-def wraps_sync(
+def _wraps_sync(
     wrapped: t.Callable[..., t.Any],
 ) -> t.Callable[[t.Callable[P, R]], t.Callable[P, R]]:
     """:func:`functools.wraps` for a ``def`` wrapper: the coroutine markers
@@ -234,7 +234,7 @@ def ensure_sync(func: cabc.Callable[P, t.Any]) -> cabc.Callable[P, t.Any]:
     """
     if is_async_callable(func):
 
-        @wraps_sync(func)
+        @_wraps_sync(func)
         def call_async(*args: P.args, **kwargs: P.kwargs) -> t.Any:
             _refuse_in_loop(func)
 
@@ -245,12 +245,12 @@ def ensure_sync(func: cabc.Callable[P, t.Any]) -> cabc.Callable[P, t.Any]:
 
         return call_async
 
-    @wraps_sync(func)
+    @_wraps_sync(func)
     def call_sync(*args: P.args, **kwargs: P.kwargs) -> t.Any:
         rv = func(*args, **kwargs)
 
-        if is_awaitable(rv):
-            return run_sync(rv, func)
+        if _is_awaitable(rv):
+            return _run_sync(rv, func)
 
         return rv
 
@@ -313,7 +313,7 @@ def ensure_async(
         @functools.wraps(func)
         async def call_inline(*args: P.args, **kwargs: P.kwargs) -> t.Any:
             rv = func(*args, **kwargs)
-            return (await rv) if is_awaitable(rv) else rv
+            return (await rv) if _is_awaitable(rv) else rv
 
         return call_inline
 
@@ -339,6 +339,6 @@ def ensure_async(
         else:
             rv = await in_pool(*args, **kwargs)
 
-        return (await rv) if is_awaitable(rv) else rv
+        return (await rv) if _is_awaitable(rv) else rv
 
     return call_in_thread

@@ -10,13 +10,13 @@ import typing as t
 
 from flask import current_app
 
+from .bridges import _is_awaitable
 from .bridges import _PLAIN_TYPES
+from .bridges import _run_sync
+from .bridges import _wraps_sync
 from .bridges import ensure_async
 from .bridges import ensure_sync
 from .bridges import is_async_callable
-from .bridges import is_awaitable
-from .bridges import run_sync
-from .bridges import wraps_sync
 
 if t.TYPE_CHECKING:
     from .typing import ViewDecorator
@@ -89,7 +89,7 @@ def _drive_sync(gen: _Generator) -> t.Any:
         item = send(None)
 
         while True:
-            if type(item) in _PLAIN_TYPES or not is_awaitable(item):
+            if type(item) in _PLAIN_TYPES or not _is_awaitable(item):
                 item = send(item)
                 continue
 
@@ -98,7 +98,7 @@ def _drive_sync(gen: _Generator) -> t.Any:
             error: BaseException | None = None
 
             try:
-                value = run_sync(item)
+                value = _run_sync(item)
             except BaseException as e:
                 error, value = e, None
 
@@ -106,7 +106,7 @@ def _drive_sync(gen: _Generator) -> t.Any:
     except StopIteration as stop:
         rv = stop.value
 
-    return run_sync(rv) if is_awaitable(rv) else rv
+    return _run_sync(rv) if _is_awaitable(rv) else rv
 
 
 async def _drive_async(gen: _Generator) -> t.Any:
@@ -119,7 +119,7 @@ async def _drive_async(gen: _Generator) -> t.Any:
         item = send(None)
 
         while True:
-            if type(item) in _PLAIN_TYPES or not is_awaitable(item):
+            if type(item) in _PLAIN_TYPES or not _is_awaitable(item):
                 item = send(item)
                 continue
 
@@ -134,7 +134,7 @@ async def _drive_async(gen: _Generator) -> t.Any:
     except StopIteration as stop:
         rv = stop.value
 
-    return (await rv) if is_awaitable(rv) else rv
+    return (await rv) if _is_awaitable(rv) else rv
 
 
 def _wrap_async(
@@ -153,14 +153,14 @@ def _wrap_async(
         @functools.wraps(view)
         async def await_body(*args: t.Any, **kwargs: t.Any) -> t.Any:
             rv = await body(view, *args, **kwargs)
-            return (await rv) if is_awaitable(rv) else rv
+            return (await rv) if _is_awaitable(rv) else rv
 
         return await_body
 
     @functools.wraps(view)
     async def call_body(*args: t.Any, **kwargs: t.Any) -> t.Any:
         rv = body(view, *args, **kwargs)
-        return (await rv) if is_awaitable(rv) else rv
+        return (await rv) if _is_awaitable(rv) else rv
 
     return call_body
 
@@ -170,7 +170,7 @@ def _wrap_sync(
 ) -> t.Callable[..., t.Any]:
     if kind is _Kind.GENERATOR:
 
-        @wraps_sync(view)
+        @_wraps_sync(view)
         def drive_body(*args: t.Any, **kwargs: t.Any) -> t.Any:
             return _drive_sync(body(view, *args, **kwargs))
 
@@ -182,20 +182,20 @@ def _wrap_sync(
         call_body = ensure_sync(body)
         async_view = ensure_async(view, thread=True)
 
-        @wraps_sync(view)
+        @_wraps_sync(view)
         def bridge_body(*args: t.Any, **kwargs: t.Any) -> t.Any:
             return call_body(async_view, *args, **kwargs)
 
         return bridge_body
 
-    @wraps_sync(view)
+    @_wraps_sync(view)
     def call_body_sync(*args: t.Any, **kwargs: t.Any) -> t.Any:
         rv = body(view, *args, **kwargs)
 
-        if type(rv) in _PLAIN_TYPES or not is_awaitable(rv):
+        if type(rv) in _PLAIN_TYPES or not _is_awaitable(rv):
             return rv
 
-        return run_sync(rv, body)
+        return _run_sync(rv, body)
 
     return call_body_sync
 

@@ -18,7 +18,7 @@ from flask_asyncext import ensure_async
 from flask_asyncext import ensure_sync
 from flask_asyncext import is_async_callable
 from flask_asyncext import maybe_await
-from flask_asyncext.bridges import run_sync
+from flask_asyncext.bridges import _run_sync
 
 if t.TYPE_CHECKING:
     from conftest import LoopCounter
@@ -361,11 +361,11 @@ def test_ensure_async_thread_on_other_loops_uses_pool() -> None:
     assert len(asyncio.run(main())) == 3
 
 
-# -- run_sync ----------------------------------------------------------------
+# -- _run_sync ----------------------------------------------------------------
 
 
 def test_run_sync_outside_app_context(loops: LoopCounter) -> None:
-    assert run_sync(coro_func(3)) == 3
+    assert _run_sync(coro_func(3)) == 3
     assert loops.created == 1
 
 
@@ -376,7 +376,7 @@ def test_run_sync_failure_closes_unstarted_coroutine(app: Flask) -> None:
 
     coroutine = coro_func()
     with Broken(__name__).app_context(), pytest.raises(RuntimeError, match="no bridge"):
-        run_sync(coroutine)
+        _run_sync(coroutine)
 
     assert inspect.getcoroutinestate(coroutine) == inspect.CORO_CLOSED
 
@@ -385,7 +385,7 @@ def test_run_sync_failure_leaves_other_awaitables_alone() -> None:
     async def main() -> None:
         future = asyncio.get_running_loop().create_future()
         with pytest.raises(RuntimeError, match="event loop"):
-            run_sync(future, "culprit")
+            _run_sync(future, "culprit")
         future.cancel()
 
     asyncio.run(main())

@@ -17,7 +17,7 @@ from flask_asyncext import async_compatible_decorator
 from flask_asyncext import before_view
 from flask_asyncext import ensure_async
 from flask_asyncext import ensure_sync
-from flask_asyncext.bridges import run_sync
+from flask_asyncext.bridges import _run_sync
 
 pytestmark = pytest.mark.noasync
 
@@ -92,7 +92,7 @@ def test_bridges_raise_flask_error() -> None:
 def test_unresolvable_awaitable_is_closed() -> None:
     coroutine = coro_func()
     with pytest.raises(RuntimeError, match="'async' extra"):
-        run_sync(coroutine)
+        _run_sync(coroutine)
     assert inspect.getcoroutinestate(coroutine) == inspect.CORO_CLOSED
 
 
