@@ -19,7 +19,9 @@ from .bridges import ensure_sync
 from .bridges import is_async_callable
 
 if t.TYPE_CHECKING:
+    from .typing import DecoratorBody
     from .typing import ViewDecorator
+    from .typing import ViewHook
 
 _Generator = cabc.Generator[t.Any, t.Any, t.Any]
 _View = cabc.Callable[..., t.Any]
@@ -213,7 +215,7 @@ def _name_after(target: t.Any, source: object) -> None:
         setattr(target, name, value)
 
 
-def async_compatible_decorator(body: t.Callable[..., t.Any]) -> ViewDecorator:
+def async_compatible_decorator(body: DecoratorBody) -> ViewDecorator:
     """Turn one *body* into a view decorator that works on ``def`` and
     ``async def`` views alike.
 
@@ -296,7 +298,7 @@ def _hook_body(
     return call_hook
 
 
-def before_view(hook: t.Callable[..., t.Any]) -> ViewDecorator:
+def before_view(hook: ViewHook) -> ViewDecorator:
     """Make a view decorator that runs ``hook`` before the view.
 
     ``hook(*args, **kwargs)`` gets exactly the view's arguments (``self``
@@ -330,7 +332,7 @@ def before_view(hook: t.Callable[..., t.Any]) -> ViewDecorator:
     return async_compatible_decorator(body)
 
 
-def after_view(hook: t.Callable[..., t.Any]) -> ViewDecorator:
+def after_view(hook: ViewHook) -> ViewDecorator:
     """Make a view decorator that runs ``hook`` on the view's response.
 
     The view's return value is made into a response object with
