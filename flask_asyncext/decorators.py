@@ -6,17 +6,22 @@ import collections.abc as cabc
 import enum
 import functools
 import inspect
+import types
 import typing as t
+import weakref
 
 from flask import current_app
 
-from .bridges import _is_awaitable
+from .bridges import _COROUTINE
+from .bridges import _GENERATOR
+from .bridges import _must_await
 from .bridges import _PLAIN_TYPES
 from .bridges import _run_sync
 from .bridges import _wraps_sync
 from .bridges import ensure_async
 from .bridges import ensure_sync
 from .bridges import is_async_callable
+from .bridges import maybe_await
 
 if t.TYPE_CHECKING:
     from .typing import DecoratorBody
@@ -81,7 +86,75 @@ def _kind(obj: object, culprit: str, role: str) -> _Kind:
     return _Kind.PLAIN
 
 
-def _drive_sync(gen: _Generator) -> t.Any:
+#: The generators that sync views returned (streamed responses), so that a
+#: body may yield them back: any other plain generator it yields is a
+#: helper it meant to ``yield from``.
+_streams: weakref.WeakSet[_Generator] = weakref.WeakSet()
+
+
+def _recording_streams(view: _View) -> _View:
+    """Wrap a sync view so that the streamed responses it returns are known
+    to be the view's own.
+    """
+
+    @_wraps_sync(view)
+    def call_view(*args: t.Any, **kwargs: t.Any) -> t.Any:
+        rv = view(*args, **kwargs)
+
+        if type(rv) is _GENERATOR:
+            _streams.add(rv)
+
+        return rv
+
+    return call_view
+
+
+def _refuse(value: t.Any, view: object, culprit: str, verb: str) -> None:
+    """Raise :exc:`TypeError` if a body ``verb`` (yielded or returned)
+    ``value`` by mistake: the view uncalled or (yielded) a generator helper
+    that is not the view's streamed response. :func:`_must_await` refused
+    async generator objects already.
+    """
+    cls = type(value)
+
+    if value is view:
+        raise TypeError(
+            f"The decorator body {culprit!r} {verb} the view without calling"
+            " it. Write 'yield view(*args, **kwargs)'."
+        )
+
+    if cls is _GENERATOR and verb == "yielded" and value not in _streams:
+        gen = t.cast("types.GeneratorType[t.Any, t.Any, t.Any]", value)
+        gen.close()
+        name = gen.__name__
+        raise TypeError(
+            f"The decorator body {culprit!r} yielded the generator object of"
+            f" {gen.__qualname__!r}: write 'yield from {name}()', not"
+            f" 'yield {name}()'. A generator helper must be delegated to with"
+            " 'yield from'; only the view's own streamed response may be"
+            " yielded as a generator."
+        )
+
+
+def _settle_sync(item: t.Any, view: object, culprit: str, verb: str) -> t.Any:
+    """Resolve, from a ``def`` wrapper, what a body yielded or returned."""
+    if _must_await(item):
+        return _run_sync(item)
+
+    _refuse(item, view, culprit, verb)
+    return item
+
+
+async def _settle_async(item: t.Any, view: object, culprit: str, verb: str) -> t.Any:
+    """Resolve, in an ``async def`` wrapper, what a body yielded or returned."""
+    if _must_await(item):
+        return await maybe_await(item)
+
+    _refuse(item, view, culprit, verb)
+    return item
+
+
+def _drive_sync(gen: _Generator, view: object, culprit: str) -> t.Any:
     """Run a body's generator from a ``def`` wrapper: awaitables it yields
     are resolved through the app's bridge, anything else is sent back.
     """
@@ -91,7 +164,7 @@ def _drive_sync(gen: _Generator) -> t.Any:
         item = send(None)
 
         while True:
-            if type(item) in _PLAIN_TYPES or not _is_awaitable(item):
+            if type(item) in _PLAIN_TYPES:
                 item = send(item)
                 continue
 
@@ -100,7 +173,7 @@ def _drive_sync(gen: _Generator) -> t.Any:
             error: BaseException | None = None
 
             try:
-                value = _run_sync(item)
+                value = _settle_sync(item, view, culprit, "yielded")
             except BaseException as e:
                 error, value = e, None
 
@@ -108,10 +181,13 @@ def _drive_sync(gen: _Generator) -> t.Any:
     except StopIteration as stop:
         rv = stop.value
 
-    return _run_sync(rv) if _is_awaitable(rv) else rv
+    if type(rv) in _PLAIN_TYPES:
+        return rv
+
+    return _settle_sync(rv, view, culprit, "returned")
 
 
-async def _drive_async(gen: _Generator) -> t.Any:
+async def _drive_async(gen: _Generator, view: object, culprit: str) -> t.Any:
     """Run a body's generator from an ``async def`` wrapper: awaitables it
     yields are awaited in the running loop, anything else is sent back.
     """
@@ -121,14 +197,22 @@ async def _drive_async(gen: _Generator) -> t.Any:
         item = send(None)
 
         while True:
-            if type(item) in _PLAIN_TYPES or not _is_awaitable(item):
+            cls: type[object] = type(item)
+
+            if cls in _PLAIN_TYPES:
                 item = send(item)
                 continue
 
             error: BaseException | None = None
 
             try:
-                value = await item
+                if cls is _COROUTINE:
+                    value = await item
+
+                    if type(value) not in _PLAIN_TYPES and _must_await(value):
+                        value = await maybe_await(value)
+                else:
+                    value = await _settle_async(item, view, culprit, "yielded")
             except BaseException as e:
                 error, value = e, None
 
@@ -136,17 +220,23 @@ async def _drive_async(gen: _Generator) -> t.Any:
     except StopIteration as stop:
         rv = stop.value
 
-    return (await rv) if _is_awaitable(rv) else rv
+    if type(rv) in _PLAIN_TYPES:
+        return rv
+
+    return await _settle_async(rv, view, culprit, "returned")
 
 
 def _wrap_async(
-    body: t.Callable[..., t.Any], kind: _Kind, view: t.Callable[..., t.Any]
+    body: t.Callable[..., t.Any],
+    kind: _Kind,
+    view: t.Callable[..., t.Any],
+    culprit: str,
 ) -> t.Callable[..., t.Any]:
     if kind is _Kind.GENERATOR:
 
         @functools.wraps(view)
         async def drive_body(*args: t.Any, **kwargs: t.Any) -> t.Any:
-            return await _drive_async(body(view, *args, **kwargs))
+            return await _drive_async(body(view, *args, **kwargs), view, culprit)
 
         return drive_body
 
@@ -155,26 +245,38 @@ def _wrap_async(
         @functools.wraps(view)
         async def await_body(*args: t.Any, **kwargs: t.Any) -> t.Any:
             rv = await body(view, *args, **kwargs)
-            return (await rv) if _is_awaitable(rv) else rv
+
+            if type(rv) in _PLAIN_TYPES:
+                return rv
+
+            return await _settle_async(rv, view, culprit, "returned")
 
         return await_body
 
     @functools.wraps(view)
     async def call_body(*args: t.Any, **kwargs: t.Any) -> t.Any:
         rv = body(view, *args, **kwargs)
-        return (await rv) if _is_awaitable(rv) else rv
+
+        if type(rv) in _PLAIN_TYPES:
+            return rv
+
+        return await _settle_async(rv, view, culprit, "returned")
 
     return call_body
 
 
 def _wrap_sync(
-    body: t.Callable[..., t.Any], kind: _Kind, view: t.Callable[..., t.Any]
+    body: t.Callable[..., t.Any],
+    kind: _Kind,
+    view: t.Callable[..., t.Any],
+    culprit: str,
 ) -> t.Callable[..., t.Any]:
     if kind is _Kind.GENERATOR:
+        call_view = _recording_streams(view)
 
         @_wraps_sync(view)
         def drive_body(*args: t.Any, **kwargs: t.Any) -> t.Any:
-            return _drive_sync(body(view, *args, **kwargs))
+            return _drive_sync(body(call_view, *args, **kwargs), call_view, culprit)
 
         return drive_body
 
@@ -186,7 +288,12 @@ def _wrap_sync(
 
         @_wraps_sync(view)
         def bridge_body(*args: t.Any, **kwargs: t.Any) -> t.Any:
-            return call_body(async_view, *args, **kwargs)
+            rv = call_body(async_view, *args, **kwargs)
+
+            if type(rv) not in _PLAIN_TYPES:
+                _refuse(rv, async_view, culprit, "returned")
+
+            return rv
 
         return bridge_body
 
@@ -194,10 +301,10 @@ def _wrap_sync(
     def call_body_sync(*args: t.Any, **kwargs: t.Any) -> t.Any:
         rv = body(view, *args, **kwargs)
 
-        if type(rv) in _PLAIN_TYPES or not _is_awaitable(rv):
+        if type(rv) in _PLAIN_TYPES:
             return rv
 
-        return _run_sync(rv, body)
+        return _settle_sync(rv, view, culprit, "returned")
 
     return call_body_sync
 
@@ -229,7 +336,10 @@ def async_compatible_decorator(body: DecoratorBody) -> ViewDecorator:
         ``user = yield loader(user_id)`` works whether ``loader`` is sync or
         async, and ``return (yield view(*args, **kwargs))`` runs the view. An
         exception raised while resolving a value is thrown into the generator
-        at that ``yield``. The value it returns is the response.
+        at that ``yield``. The value it returns is the response. Call a
+        generator helper with ``yield from helper()``: a plain generator
+        yielded is a :exc:`TypeError`, unless it is the streamed response of
+        the view the body was handed.
     -   A **plain function**: its return value is the response (resolved the
         same way if it is awaitable).
     -   A **coroutine function**: used as it is for async views. For sync
@@ -275,9 +385,9 @@ def async_compatible_decorator(body: DecoratorBody) -> ViewDecorator:
         _kind(view, culprit, "a view")
 
         if is_async_callable(view):
-            return _wrap_async(body, kind, view)
+            return _wrap_async(body, kind, view, culprit)
 
-        return _wrap_sync(body, kind, view)
+        return _wrap_sync(body, kind, view, culprit)
 
     _name_after(decorator, body)
     return t.cast("ViewDecorator", decorator)
