@@ -6,27 +6,28 @@ import collections.abc as cabc
 import enum
 import functools
 import inspect
-import types
 import typing as t
-import weakref
 
 from flask import current_app
 
-from .bridges import _COROUTINE
 from .bridges import _GENERATOR
-from .bridges import _must_await
 from .bridges import _PLAIN_TYPES
-from .bridges import _run_sync
 from .bridges import _wraps_sync
 from .bridges import ensure_async
 from .bridges import ensure_sync
 from .bridges import is_async_callable
-from .bridges import maybe_await
+from .generators import _drive_async
+from .generators import _drive_sync
+from .generators import _refuse
+from .generators import _settle_async
+from .generators import _settle_sync
+from .generators import _streams
 
 if t.TYPE_CHECKING:
+    from .typing import AfterViewHook
+    from .typing import BeforeViewHook
     from .typing import DecoratorBody
     from .typing import ViewDecorator
-    from .typing import ViewHook
 
 _Generator = cabc.Generator[t.Any, t.Any, t.Any]
 _View = cabc.Callable[..., t.Any]
@@ -86,12 +87,6 @@ def _kind(obj: object, culprit: str, role: str) -> _Kind:
     return _Kind.PLAIN
 
 
-#: The generators that sync views returned (streamed responses), so that a
-#: body may yield them back: any other plain generator it yields is a
-#: helper it meant to ``yield from``.
-_streams: weakref.WeakSet[_Generator] = weakref.WeakSet()
-
-
 def _recording_streams(view: _View) -> _View:
     """Wrap a sync view so that the streamed responses it returns are known
     to be the view's own.
@@ -99,7 +94,7 @@ def _recording_streams(view: _View) -> _View:
 
     @_wraps_sync(view)
     def call_view(*args: t.Any, **kwargs: t.Any) -> t.Any:
-        rv = view(*args, **kwargs)
+        rv: t.Any = view(*args, **kwargs)
 
         if type(rv) is _GENERATOR:
             _streams.add(rv)
@@ -107,123 +102,6 @@ def _recording_streams(view: _View) -> _View:
         return rv
 
     return call_view
-
-
-def _refuse(value: t.Any, view: object, culprit: str, verb: str) -> None:
-    """Raise :exc:`TypeError` if a body ``verb`` (yielded or returned)
-    ``value`` by mistake: the view uncalled or (yielded) a generator helper
-    that is not the view's streamed response. :func:`_must_await` refused
-    async generator objects already.
-    """
-    cls = type(value)
-
-    if value is view:
-        raise TypeError(
-            f"The decorator body {culprit!r} {verb} the view without calling"
-            " it. Write 'yield view(*args, **kwargs)'."
-        )
-
-    if cls is _GENERATOR and verb == "yielded" and value not in _streams:
-        gen = t.cast("types.GeneratorType[t.Any, t.Any, t.Any]", value)
-        gen.close()
-        name = gen.__name__
-        raise TypeError(
-            f"The decorator body {culprit!r} yielded the generator object of"
-            f" {gen.__qualname__!r}: write 'yield from {name}()', not"
-            f" 'yield {name}()'. A generator helper must be delegated to with"
-            " 'yield from'; only the view's own streamed response may be"
-            " yielded as a generator."
-        )
-
-
-def _settle_sync(item: t.Any, view: object, culprit: str, verb: str) -> t.Any:
-    """Resolve, from a ``def`` wrapper, what a body yielded or returned."""
-    if _must_await(item):
-        return _run_sync(item)
-
-    _refuse(item, view, culprit, verb)
-    return item
-
-
-async def _settle_async(item: t.Any, view: object, culprit: str, verb: str) -> t.Any:
-    """Resolve, in an ``async def`` wrapper, what a body yielded or returned."""
-    if _must_await(item):
-        return await maybe_await(item)
-
-    _refuse(item, view, culprit, verb)
-    return item
-
-
-def _drive_sync(gen: _Generator, view: object, culprit: str) -> t.Any:
-    """Run a body's generator from a ``def`` wrapper: awaitables it yields
-    are resolved through the app's bridge, anything else is sent back.
-    """
-    send = gen.send
-
-    try:
-        item = send(None)
-
-        while True:
-            if type(item) in _PLAIN_TYPES:
-                item = send(item)
-                continue
-
-            # Throw outside the except block, so that an exception the body
-            # raises later is not chained to the one it handled.
-            error: BaseException | None = None
-
-            try:
-                value = _settle_sync(item, view, culprit, "yielded")
-            except BaseException as e:
-                error, value = e, None
-
-            item = send(value) if error is None else gen.throw(error)
-    except StopIteration as stop:
-        rv = stop.value
-
-    if type(rv) in _PLAIN_TYPES:
-        return rv
-
-    return _settle_sync(rv, view, culprit, "returned")
-
-
-async def _drive_async(gen: _Generator, view: object, culprit: str) -> t.Any:
-    """Run a body's generator from an ``async def`` wrapper: awaitables it
-    yields are awaited in the running loop, anything else is sent back.
-    """
-    send = gen.send
-
-    try:
-        item = send(None)
-
-        while True:
-            cls: type[object] = type(item)
-
-            if cls in _PLAIN_TYPES:
-                item = send(item)
-                continue
-
-            error: BaseException | None = None
-
-            try:
-                if cls is _COROUTINE:
-                    value = await item
-
-                    if type(value) not in _PLAIN_TYPES and _must_await(value):
-                        value = await maybe_await(value)
-                else:
-                    value = await _settle_async(item, view, culprit, "yielded")
-            except BaseException as e:
-                error, value = e, None
-
-            item = send(value) if error is None else gen.throw(error)
-    except StopIteration as stop:
-        rv = stop.value
-
-    if type(rv) in _PLAIN_TYPES:
-        return rv
-
-    return await _settle_async(rv, view, culprit, "returned")
 
 
 def _wrap_async(
@@ -380,14 +258,15 @@ def async_compatible_decorator(body: DecoratorBody) -> ViewDecorator:
     """
     kind = _kind(body, "async_compatible_decorator()", "a decorator body")
     culprit = getattr(body, "__name__", None) or repr(body)
+    described = f"The decorator body {culprit!r}"
 
     def decorator(view: t.Any, /) -> t.Any:
         _kind(view, culprit, "a view")
 
         if is_async_callable(view):
-            return _wrap_async(body, kind, view, culprit)
+            return _wrap_async(body, kind, view, described)
 
-        return _wrap_sync(body, kind, view, culprit)
+        return _wrap_sync(body, kind, view, described)
 
     _name_after(decorator, body)
     return t.cast("ViewDecorator", decorator)
@@ -408,7 +287,7 @@ def _hook_body(
     return call_hook
 
 
-def before_view(hook: ViewHook) -> ViewDecorator:
+def before_view(hook: BeforeViewHook) -> ViewDecorator:
     """Make a view decorator that runs ``hook`` before the view.
 
     ``hook(*args, **kwargs)`` gets exactly the view's arguments (``self``
@@ -442,7 +321,7 @@ def before_view(hook: ViewHook) -> ViewDecorator:
     return async_compatible_decorator(body)
 
 
-def after_view(hook: ViewHook) -> ViewDecorator:
+def after_view(hook: AfterViewHook) -> ViewDecorator:
     """Make a view decorator that runs ``hook`` on the view's response.
 
     The view's return value is made into a response object with
