@@ -134,6 +134,7 @@ GOOD_PAIRS = {
     "view-is-partial": (takes_nothing, functools.partial(view_with_id, 1)),
     "view-wrapped-by-hand": (takes_nothing, sync_wraps(view_with_id)),
     "builtin-view": (takes_nothing, print),
+    "view-without-signature": (takes_nothing, max),
     "body-default": (with_default, view_with_id),
     "positional-only-body": (positional, lambda id, /: str(id)),
     # max() has no signature to check: the check stays silent.
