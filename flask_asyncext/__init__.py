@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from .adapters import adapt_decorator as adapt_decorator
 from .bridges import ensure_async as ensure_async
 from .bridges import ensure_sync as ensure_sync
 from .bridges import is_async_callable as is_async_callable
