@@ -123,4 +123,9 @@ def adapt_decorator(decorator: cabc.Callable[[_View], _View]) -> ViewDecorator:
         return wrapper
 
     functools.update_wrapper(adapted, decorator, updated=())
+
+    if not hasattr(decorator, "__name__"):
+        # An instance (Flask-Principal's IdentityContext): name its class.
+        adapted.__name__ = adapted.__qualname__ = type(decorator).__name__
+
     return t.cast("ViewDecorator", adapted)

@@ -145,6 +145,48 @@ class TestAdaptedShortCircuit(DecoratorConformance):
         return with_token(client)
 
 
+flask_login = pytest.importorskip("flask_login")
+
+
+class LoginUser(flask_login.UserMixin):  # type: ignore[misc,name-defined]
+    id = "1"
+
+
+def login_app() -> Flask:
+    app = make_app()
+    manager = flask_login.LoginManager(app)
+    manager.user_loader(lambda user_id: LoginUser() if user_id == "1" else None)
+    return app
+
+
+def log_in(client: FlaskClient) -> cabc.Mapping[str, t.Any]:
+    with client.session_transaction() as session:
+        session["_user_id"] = "1"
+
+    return {}
+
+
+class TestAdaptedFlaskLoginRequired(DecoratorConformance):
+    """Flask-Login's login_required already works on async views, as a sync
+    wrapper (tests/test_testing_extensions.py); adapted, the view stays an
+    async def.
+    """
+
+    blocks_requests = True
+    denied_status = (401,)
+
+    @pytest.fixture
+    def app(self) -> Flask:
+        return login_app()
+
+    @pytest.fixture
+    def decorator(self, mechanism: str) -> View:
+        return adapt_decorator(flask_login.login_required)
+
+    def allow(self, client: FlaskClient) -> cabc.Mapping[str, t.Any]:
+        return log_in(client)
+
+
 # -- before: the same decorators as they ship ------------------------------------
 
 
@@ -277,6 +319,8 @@ def test_marking_decorators_mark_the_async_view() -> None:
 
 def test_adapter_carries_the_decorators_name() -> None:
     assert adapt_decorator(require_token).__name__ == "require_token"  # type: ignore[attr-defined]
+    adapted = adapt_decorator(admin_required())
+    assert adapted.__qualname__ == "IdentityContext"  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("bad", [None, "cross_origin", str, 42], ids=repr)
@@ -303,9 +347,20 @@ def test_async_decorators_are_refused() -> None:
         adapt_decorator(deco)
 
 
+@pytest.mark.parametrize("sync_portal", [False, True], ids=["app", "SyncPortal-app"])
 def test_view_runs_on_the_requests_loop(
-    app: Flask, mechanism: str, loops: LoopCounter, asyncext_shared_loop: t.Any
+    app: Flask,
+    mechanism: str,
+    sync_portal: bool,
+    loops: LoopCounter,
+    asyncext_shared_loop: t.Any,
 ) -> None:
+    if sync_portal:
+        if mechanism == "thread":
+            pytest.skip("SyncPortal needs greenlet, which the thread path is without")
+
+        portal.SyncPortal(app)
+
     running: list[asyncio.AbstractEventLoop] = []
     threads: list[int] = []
 
