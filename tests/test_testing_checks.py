@@ -19,9 +19,9 @@ from flask_asyncext.testing import _checks
 from flask_asyncext.testing import CHECKS
 from flask_asyncext.testing import make_app
 from flask_asyncext.testing._checks import _release
-from flask_asyncext.testing._checks import run_check
-from flask_asyncext.testing._checks import Subject
-from flask_asyncext.testing.suite import describe
+from flask_asyncext.testing._harness import describe
+from flask_asyncext.testing._harness import Subject
+from flask_asyncext.testing._policy import run_check
 
 _View = cabc.Callable[..., t.Any]
 
@@ -89,7 +89,10 @@ def test_denied_request_let_through() -> None:
         wrapping(lambda v, a, k: v(*a, **k)),
         blocks_requests=True,
     )
-    assert "; got status 200 and the view ran 1 time(s) [" in message
+    assert (
+        "; got FAIL OPEN: a request that must be refused reached the view"
+        " (status 200, the view ran 1 time(s)) [" in message
+    )
 
 
 def test_name_lost() -> None:
@@ -129,7 +132,7 @@ def test_signature_unavailable() -> None:
         return wrapper
 
     message = check("test_signature_kept", wrapped_loop)
-    want = "(item_id: 'int', name: 'str') -> 'object'"
+    want = "(item_id: 'int', name: 'str', **injected: 'object') -> 'object'"
     assert (
         f"expected the signature {want}; got ValueError: wrapper loop when"
         " unwrapping <function " in message
@@ -342,10 +345,18 @@ def test_stream_shape_left_out_on_async_views_of_old_flask(
         )
 
 
+class Guard:
+    def __call__(self, view: _View) -> _View:
+        return view  # pragma: no cover
+
+
 def test_describe() -> None:
-    partial = functools.partial(print)
-    assert describe(partial) == repr(partial)
+    """Labels are names, never a repr with a memory address."""
+    assert describe(functools.partial(print)) == "partial(print)"
     assert describe(test_describe) == "test_describe"
+    assert describe(Guard()) == "Guard instance"
+    assert describe(wrapping) == "wrapping"
+    assert describe(wrapping(swallow)) == "wrapping.decorator"
 
 
 def test_main_module_imports_without_running() -> None:
