@@ -351,8 +351,7 @@ def test_unexpected_pass_is_reported(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(
         [
             "_*_ TestSubject.test_metadata_kept[[]sync-function[]] _*_",
-            "test_metadata_kept: passed but is listed in expected_failures"
-            " (reason x)",
+            "test_metadata_kept: passed but is listed in expected_failures (reason x)",
         ]
     )
 
