@@ -128,7 +128,7 @@ def test_signature_unavailable() -> None:
 
     def wrapped_loop(view: _View) -> _View:
         wrapper = functools.wraps(view)(lambda *a, **k: view(*a, **k))
-        wrapper.__wrapped__ = wrapper  # type: ignore[attr-defined]
+        vars(wrapper)["__wrapped__"] = wrapper
         return wrapper
 
     message = check("test_signature_kept", wrapped_loop)
@@ -226,7 +226,7 @@ def test_stacked_changes_body() -> None:
             rv = view(*args, **kwargs)
             return "twice" if stacked else rv
 
-        wrapper.once_only = True  # type: ignore[attr-defined]
+        vars(wrapper)["once_only"] = True
         return wrapper
 
     message = check("test_stacks_with_itself", once_only)
@@ -381,21 +381,58 @@ def test_one_loop_check_counts_loops() -> None:
     assert "expected at most 0 event loop(s) for the request; got 2;" in message
 
 
-@pytest.mark.parametrize("bridges", [0, 1])
-def test_one_loop_check_passes(bridges: int) -> None:
+@pytest.mark.parametrize(
+    ("kind", "bridges", "message"),
+    [
+        ("sync-function", 0, None),
+        (
+            "sync-function",
+            1,
+            "expected at most 0 event loop(s) for the request; got 1;",
+        ),
+        ("async-function", 0, None),
+        (
+            "async-function",
+            1,
+            "expected at most 1 event loop(s) for the request; got 2;",
+        ),
+    ],
+)
+def test_one_loop_check_limit(kind: str, bridges: int, message: str | None) -> None:
+    """A def view may use no loop, an async def view exactly its own: one
+    loop more fails, with the count.
+    """
     import asyncio
 
     async def nothing() -> None:
         await asyncio.sleep(0)
 
-    def bridge(view: _View, args: t.Any, kwargs: t.Any) -> t.Any:
-        for _ in range(bridges):
-            asyncio.run(nothing())
+    def bridge(view: _View) -> _View:
+        if inspect.iscoroutinefunction(view):
 
-        return view(*args, **kwargs)
+            @functools.wraps(view)
+            async def async_wrapper(*args: t.Any, **kwargs: t.Any) -> t.Any:
+                for _ in range(bridges):
+                    await asyncio.to_thread(asyncio.run, nothing())
 
-    subject = Subject(wrapping(bridge), make_app)
-    outcome = run_check(
-        CHECKS["test_one_event_loop_per_request"], subject, "sync-function", None
-    )
-    assert outcome.status == ("passed" if bridges == 0 else "failed")
+                return await view(*args, **kwargs)
+
+            return async_wrapper
+
+        @functools.wraps(view)
+        def wrapper(*args: t.Any, **kwargs: t.Any) -> t.Any:
+            for _ in range(bridges):
+                asyncio.run(nothing())
+
+            return view(*args, **kwargs)
+
+        return wrapper
+
+    subject = Subject(bridge, make_app)
+    outcome = run_check(CHECKS["test_one_event_loop_per_request"], subject, kind, None)
+
+    if message is None:
+        assert outcome.status == "passed"
+    else:
+        assert outcome.status == "failed"
+        assert message in outcome.message
