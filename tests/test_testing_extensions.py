@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import collections.abc as cabc
 import dataclasses
+import functools
 import gc
 import importlib.metadata
 import pathlib
@@ -453,9 +454,7 @@ def _denied(setup: Setup, path: str, calls: list[str]) -> str:
     """
     for shape in setup.denials.values():
         client = setup.app.test_client()
-        response = _quiet(
-            lambda: client.open(path, method=setup.method, **shape(client))
-        )
+        response = _quiet(functools.partial(_send, setup, client, path, shape))
 
         if calls:
             return "reached the view"
@@ -466,6 +465,10 @@ def _denied(setup: Setup, path: str, calls: list[str]) -> str:
             return "error"
 
     return "refused"
+
+
+def _send(setup: Setup, client: FlaskClient, path: str, shape: Shaper) -> t.Any:
+    return client.open(path, method=setup.method, **shape(client))
 
 
 def hand_verdict(extension: Extension) -> str:
@@ -531,10 +534,8 @@ def suite_verdict(outcomes: list[Outcome]) -> str:
     plain = {o.kind for o in failed if o.mode != "async"}
     found: list[str] = []
 
-    if (
-        plain - ASYNC_KINDS - METHODVIEW_KINDS
-        or "sync-methodview" in plain
-        and plain - METHODVIEW_KINDS
+    if plain - ASYNC_KINDS - METHODVIEW_KINDS or (
+        "sync-methodview" in plain and plain - METHODVIEW_KINDS
     ):
         found.append("fails on def views")
     elif plain and plain <= ASYNC_KINDS:

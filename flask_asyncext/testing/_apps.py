@@ -76,7 +76,9 @@ def make_app(import_name: str = __name__, **config: t.Any) -> Flask:
     app = Flask(import_name)
     app.config["TESTING"] = True
     app.config["SECRET_KEY"] = SECRET_KEY
-    app.config.update(config)
+    for key, value in config.items():
+        app.config[key] = value
+
     return app
 
 

@@ -176,11 +176,11 @@ def factory_hint(target: str, decorator: cabc.Callable[..., t.Any]) -> str | Non
         return "view"  # pragma: no cover
 
     try:
-        made = decorator(view)
+        made: t.Any = decorator(view)
         looks_like_factory = (
             callable(made)
             and inspect.unwrap(made) is not view
-            and inspect.unwrap(made(view)) is view
+            and inspect.unwrap(t.cast("cabc.Callable[..., t.Any]", made(view))) is view
         )
     except Exception:
         return None
@@ -369,7 +369,10 @@ def main(argv: cabc.Sequence[str] | None = None, prog: str = "flask-asyncext") -
 
     def app_factory() -> Flask:
         app = make()
-        app.config.update(config)
+
+        for key, value in config.items():
+            app.config[key] = value
+
         return app
 
     def allow(client: FlaskClient) -> cabc.Mapping[str, t.Any]:

@@ -105,7 +105,7 @@ def pytest_runtest_makereport(
     ):
         return
 
-    status = "xfailed" if hasattr(report, "wasxfail") else report.outcome
+    status: str = "xfailed" if hasattr(report, "wasxfail") else report.outcome
 
     if status == "failed" and item.stash.get(FAIL_OPEN, False):
         status = FAIL_OPEN_STATUS
@@ -201,15 +201,16 @@ class AsyncextCheck:
         elif not isinstance(expected_failures, cabc.Mapping):
             expected_failures = load_expected_failures(expected_failures)
 
+        denials: dict[str, Shaper] = (
+            {ONE_DENIAL: deny} if callable(deny) else dict(deny)
+        )
         subject = Subject(
             decorator=decorator,
             make_app=app_factory,
             blocks_requests=blocks_requests,
             denied_status=t.cast("tuple[int, ...]", denied_status),
             allow=allow,
-            denials=dict(deny)
-            if isinstance(deny, cabc.Mapping)
-            else {ONE_DENIAL: deny},
+            denials=denials,
             install_callbacks=install_callbacks,
             method=method,
             injected=tuple(injected),
