@@ -8,7 +8,9 @@ import collections.abc as cabc
 import functools
 import gc
 import inspect
+import sys
 import typing as t
+import warnings
 
 import pytest
 from flask import g
@@ -436,3 +438,41 @@ def test_one_loop_check_limit(kind: str, bridges: int, message: str | None) -> N
     else:
         assert outcome.status == "failed"
         assert message in outcome.message
+
+
+def test_warning_from_no_module_file() -> None:
+    """A warning whose file is no imported module is matched by the filters
+    without a module name.
+    """
+    from flask_asyncext.testing._harness import sort_warnings
+
+    message = warnings.WarningMessage(UserWarning("made up"), UserWarning, "<x>", 1)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert sort_warnings([message]) == (
+            ["UserWarning: made up (an error under your warning filters)"],
+            [],
+        )
+
+
+def test_no_brotli_module(monkeypatch: pytest.MonkeyPatch) -> None:
+    from flask_asyncext.testing._harness import _brotli
+
+    monkeypatch.setitem(sys.modules, "brotli", None)
+    monkeypatch.setitem(sys.modules, "brotlicffi", None)
+    assert _brotli() is None
+
+
+def encode_unknown(view: _View, args: t.Any, kwargs: t.Any) -> t.Any:
+    response = make_response(view(*args, **kwargs))
+    response.headers["Content-Encoding"] = "zstd"
+    return response
+
+
+def test_undecodable_body() -> None:
+    message = check("test_allowed_request_reaches_view", wrapping(encode_unknown))
+    assert (
+        "; got the response is encoded as 'zstd', which the suite cannot decode ["
+        in message
+    )

@@ -112,13 +112,22 @@ def test_literal_factory_arguments(capsys: pytest.CaptureFixture[str]) -> None:
     )
 
 
-@pytest.mark.parametrize("args", ["__import__('os').getcwd()", "x", "*y", "**z", "1 +"])
+@pytest.mark.parametrize(
+    "args", ["__import__('os').getcwd()", "x", "*y", "**z", "1 +", "**{'a': 1}"]
+)
 def test_non_literal_arguments(capsys: pytest.CaptureFixture[str], args: str) -> None:
     assert main(["check", f"tests_cli_targets:roles_required({args})"]) == 2
     err = capsys.readouterr().err
     assert "the arguments of a factory must be Python literals" in err or (
         "** arguments are not literals" in err
     )
+
+
+def test_no_hint_for_a_decorator_that_raises(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["check", "tests_cli_targets:raises_on_view"]) == 1
+    assert "hint:" not in capsys.readouterr().out
 
 
 def test_factory_hint(capsys: pytest.CaptureFixture[str]) -> None:
@@ -323,6 +332,9 @@ def _targets(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None
             app = make_app()
             JWTManager(app)
             return app
+
+        def raises_on_view(view):
+            raise TypeError("not this one")
 
         def not_an_app():
             return 1

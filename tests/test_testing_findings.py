@@ -673,3 +673,45 @@ def test_matrix_json_from_ini(pytester: pytest.Pytester) -> None:
     assert data["rows"][0]["results"]["test_metadata_kept"] == dict.fromkeys(
         VIEW_KINDS, "passed"
     )
+
+
+def test_asyncext_check_policy_options(pytester: pytest.Pytester) -> None:
+    """The fixture takes a pinned level and an expected-failures file, and
+    reads them through the same policy as the suite class.
+    """
+    pytester.path.joinpath("expected.txt").write_text(
+        "test_calling_convention_kept[async-function] = ensure_sync recipe\n"
+    )
+    make_subject(pytester, "key_401")
+    pytester.makepyfile(
+        test_fixture="""
+        import pathlib
+        from flask_asyncext.testing.samples import traced_recipe
+
+        def test_it(asyncext_check):
+            outcomes = asyncext_check(
+                traced_recipe,
+                suite_level=1,
+                expected_failures=pathlib.Path(__file__).parent / "expected.txt",
+            )
+            xfailed = [o for o in outcomes if o.status == "xfailed"]
+            assert xfailed[0].message.startswith(
+                "expected failure (ensure_sync recipe), test_calling_convention_kept"
+            )
+        """
+    )
+    pytester.runpytest("test_fixture.py").assert_outcomes(passed=1)
+
+
+def test_suite_level_not_a_number(pytester: pytest.Pytester) -> None:
+    make_subject(pytester, "key_401", KEY.format(status=401))
+    result = pytester.runpytest("-o", "asyncext_suite_level=one", "-k", "metadata")
+    result.stdout.fnmatch_lines(["*suite_level must be a suite level*got 'one'*"])
+
+
+def test_expected_failures_absolute_path(pytester: pytest.Pytester) -> None:
+    path = pytester.path / "expected.txt"
+    path.write_text("test_metadata_kept[sync-function] = why\n")
+    make_subject(pytester, "key_401", f"expected_failures = {str(path)!r}\n")
+    result = statuses(pytester.inline_run("-k", "metadata"))
+    assert result["failed"] == {"test_metadata_kept[sync-function]"}

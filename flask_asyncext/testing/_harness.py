@@ -203,14 +203,14 @@ def sort_warnings(
             problems.append(text)
             continue
 
+        # Passing module=None would match no filter at all: leave it out
+        # when the file is no imported module.
+        module = _module_name(w.filename)
+        where = {} if module is None else {"module": module}
+
         try:
             warnings.warn_explicit(
-                w.message,
-                w.category,
-                w.filename,
-                w.lineno,
-                module=_module_name(w.filename),
-                registry=_REGISTRY,
+                w.message, w.category, w.filename, w.lineno, registry=_REGISTRY, **where
             )
         except Warning:
             problems.append(f"{text} (an error under your warning filters)")
