@@ -476,3 +476,27 @@ def test_undecodable_body() -> None:
         "; got the response is encoded as 'zstd', which the suite cannot decode ["
         in message
     )
+
+
+def test_no_asgiref_is_a_skip(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where Flask itself cannot run async code (no asgiref, the base
+    install), async checks are skipped with what to install, not blamed on
+    the decorator.
+    """
+    from flask_asyncext.testing.samples import traced
+
+    def no_async(self: t.Any, func: t.Any) -> t.Any:
+        raise RuntimeError(
+            "Install Flask with the 'async' extra in order to use async views."
+        )
+
+    monkeypatch.setattr("flask.Flask.async_to_sync", no_async)
+    subject = Subject(traced, make_app)
+    check = CHECKS["test_allowed_request_reaches_view"]
+    outcome = run_check(check, subject, "async-function", None)
+    assert outcome.status == "skipped"
+    assert outcome.message == (
+        "test_allowed_request_reaches_view: Flask cannot run async code here:"
+        " asgiref is not installed (pip install 'Flask-AsyncExt[async]')"
+    )
+    assert run_check(check, subject, "sync-function", None).status == "passed"

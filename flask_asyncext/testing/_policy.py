@@ -184,6 +184,11 @@ class Policy:
         return outcome
 
 
+#: Flask's error for async code without asgiref: the environment cannot run
+#: the check, whatever the decorator.
+_NO_ASYNC = "Install Flask with the 'async' extra in order to use async views."
+
+
 def run_check(
     check: Check,
     subject: Subject,
@@ -195,6 +200,17 @@ def run_check(
     try:
         check.run(Run(subject, kind, mode, denial))
     except CheckFailed as e:
+        if _NO_ASYNC in e.got:
+            return Outcome(
+                check,
+                kind,
+                mode,
+                "skipped",
+                f"{check.name}: Flask cannot run async code here: asgiref is not"
+                " installed (pip install 'Flask-AsyncExt[async]')",
+                denial=denial,
+            )
+
         return Outcome(
             check,
             kind,

@@ -452,7 +452,10 @@ def main(argv: cabc.Sequence[str] | None = None, prog: str = "flask-asyncext") -
 
         if len(failures) > 1 and len(causes) == 1:
             cause = causes.pop()
-            print(f"Every failure has one cause: {cause}. {_cause_hint(cause)}")
+            print(
+                f"Every failure has one cause: {cause.rstrip('.')}."
+                f" {_cause_hint(cause)}"
+            )
 
         print(f"{len(failures)} check(s) failed.")
         return 1
