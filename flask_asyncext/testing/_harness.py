@@ -206,12 +206,13 @@ def sort_warnings(
         # Passing module=None would match no filter at all: leave it out
         # when the file is no imported module.
         module = _module_name(w.filename)
-        where = {} if module is None else {"module": module}
+        args = (str(w.message), w.category, w.filename, w.lineno)
 
         try:
-            warnings.warn_explicit(
-                w.message, w.category, w.filename, w.lineno, registry=_REGISTRY, **where
-            )
+            if module is None:
+                warnings.warn_explicit(*args, registry=_REGISTRY)
+            else:
+                warnings.warn_explicit(*args, module=module, registry=_REGISTRY)
         except Warning:
             problems.append(f"{text} (an error under your warning filters)")
         else:
