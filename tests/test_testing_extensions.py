@@ -199,7 +199,9 @@ def _basicauth() -> Setup:
 
     checks: list[t.Any] = []
 
-    class Auth(flask_basicauth.BasicAuth):  # type: ignore[misc]
+    base: t.Any = flask_basicauth.BasicAuth
+
+    class Auth(base):
         def check_credentials(self, username: str, password: str) -> t.Any:
             return checks[-1](username, password)
 
