@@ -1,91 +1,52 @@
-"""The conformance checks themselves, independent of pytest so that the
-command line tool runs them too.
+"""The checks of the conformance suite, each a function of a
+:class:`~flask_asyncext.testing._harness.Run` whose docstring is what the
+docs say about it. Independent of pytest, so that the command line tool runs
+them too.
 """
 
 from __future__ import annotations
 
-import asyncio.base_events
 import collections.abc as cabc
-import contextlib
 import dataclasses
 import functools
-import gc
 import importlib.metadata
 import inspect
 import re
-import sys
 import typing as t
-import warnings
 
 from flask import abort
-from flask import Flask
 from flask import g
 from flask import Response
 from flask import session
 from flask import stream_with_context
-from flask.testing import FlaskClient
 
 from ._apps import Decorate
-from ._apps import Probe
-from ._apps import register_probe
-from ._apps import VIEW_KINDS
+from ._harness import CheckSkipped
+from ._harness import ProbeError
+from ._harness import Run
 
 _View = cabc.Callable[..., t.Any]
 Level = t.Literal["required", "recommended"]
-Status = t.Literal["passed", "failed", "skipped", "xfailed"]
-Shaper = cabc.Callable[[FlaskClient], cabc.Mapping[str, t.Any]]
-InstallCallbacks = cabc.Callable[[Flask, str], None]
 
-#: The callback modes every request check runs in when the subject
-#: registers callbacks.
-CALLBACK_MODES: tuple[str, ...] = ("sync", "async")
-
-
-def no_shaping(client: FlaskClient) -> cabc.Mapping[str, t.Any]:
-    """Send the request as it is."""
-    return {}
-
-
-@dataclasses.dataclass
-class Subject:
-    """A decorator under test and what the checks need to know about it."""
-
-    decorator: _View
-    make_app: cabc.Callable[[], Flask]
-    blocks_requests: bool = False
-    denied_status: tuple[int, ...] = (401, 403)
-    allow: Shaper = no_shaping
-    deny: Shaper = no_shaping
-    install_callbacks: InstallCallbacks | None = None
-    #: ``False`` when nothing can prepare an allowed request (the command
-    #: line): a denied "allowed" request is then a skip, not a failure.
-    shaping: bool = True
-
-    @property
-    def modes(self) -> tuple[str | None, ...]:
-        return callback_modes(self.install_callbacks)
-
-
-def callback_modes(
-    install_callbacks: InstallCallbacks | None,
-) -> tuple[str | None, ...]:
-    """The callback modes request checks run in: both when the subject
-    registers callbacks, else one without a mode (``None``).
-    """
-    return (None,) if install_callbacks is None else CALLBACK_MODES
-
-
-class CheckFailed(Exception):
-    """A check did not hold; the message says what was expected and got."""
-
-
-class CheckSkipped(Exception):
-    """A check does not apply to this subject."""
+#: The level of the suite: the set of checks this release runs. A release
+#: that adds checks raises it; adopters who pin a level (``suite_level``)
+#: run only the checks of that level until they move their pin.
+SUITE_LEVEL = 1
 
 
 @dataclasses.dataclass(frozen=True)
 class Check:
     """One check of the suite, named after the test that runs it.
+
+    :param name: The name of the test that runs it (public API).
+    :param column: Its column in the compatibility matrix.
+    :param level: ``"required"`` (correctness) or ``"recommended"`` (cost).
+    :param uses_requests: Whether it sends requests, so runs in each
+        callback mode.
+    :param run: The function that runs it.
+    :param doc: What it checks, from the function's docstring.
+    :param since: The suite level that added it.
+    :param denials: Whether it is run once per denial the subject describes.
 
     .. versionadded:: 0.1
     """
@@ -98,222 +59,8 @@ class Check:
     uses_requests: bool
     run: cabc.Callable[[Run], None]
     doc: str
-
-
-@dataclasses.dataclass(frozen=True)
-class Outcome:
-    """How one check went on one view kind in one callback mode: ``status``
-    is ``"passed"``, ``"failed"``, ``"skipped"`` or ``"xfailed"``, and
-    ``message`` the one-line reason.
-
-    .. versionadded:: 0.1
-    """
-
-    __module__ = "flask_asyncext.testing"
-
-    check: Check
-    kind: str
-    mode: str | None
-    status: Status
-    message: str = ""
-
-
-@dataclasses.dataclass
-class Answer:
-    """What came back from one request, and what happened meanwhile."""
-
-    status: int | None
-    body: bytes
-    headers: dict[str, str]
-    error: str | None
-    problems: list[str]
-    loops: int
-
-
-def _one_line(text: str, limit: int = 240) -> str:
-    line = " ".join(text.split())
-    return line if len(line) <= limit else f"{line[: limit - 3]}..."
-
-
-def describe_error(error: BaseException) -> str:
-    return _one_line(f"{type(error).__name__}: {error}")
-
-
-@contextlib.contextmanager
-def watch() -> cabc.Generator[tuple[list[str], list[object]], None, None]:
-    """Collect, while active: warnings (a "coroutine was never awaited"
-    warning is always recorded, whatever the filters say), exceptions that
-    could not be raised (finalizers) and every event loop created.
-    """
-    problems: list[str] = []
-    loops: list[object] = []
-    base = asyncio.base_events.BaseEventLoop
-    original_init = base.__init__
-    original_hook = sys.unraisablehook
-
-    def counting_init(self: t.Any, *args: t.Any, **kwargs: t.Any) -> None:
-        loops.append(self)
-        original_init(self, *args, **kwargs)
-
-    def collect(unraisable: t.Any) -> None:
-        where = unraisable.err_msg or "Exception ignored in"
-        error = describe_error(unraisable.exc_value)
-        problems.append(_one_line(f"{where} {unraisable.object!r}: {error}"))
-
-    # No automatic collection while watching: everything made meanwhile stays
-    # in the youngest generation, so that collecting it alone afterwards
-    # finds every garbage cycle the request left (an un-awaited coroutine
-    # held by a traceback's frames) without walking the whole session's
-    # objects, which costs tens of milliseconds.
-    gc_enabled = gc.isenabled()
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.filterwarnings(
-            "always", message="coroutine .* was never awaited", category=RuntimeWarning
-        )
-        setattr(base, "__init__", counting_init)  # noqa: B010
-        sys.unraisablehook = collect
-        gc.disable()
-
-        try:
-            yield problems, loops
-            gc.collect(0)
-        finally:
-            if gc_enabled:
-                gc.enable()
-
-            sys.unraisablehook = original_hook
-            setattr(base, "__init__", original_init)  # noqa: B010
-            problems.extend(
-                _one_line(f"{w.category.__name__}: {w.message}") for w in caught
-            )
-
-
-class ProbeError(Exception):
-    """Raised by the probe view to see it reach the app's error handler."""
-
-
-class Run:
-    """One check on one view kind in one callback mode."""
-
-    def __init__(
-        self, check: Check, subject: Subject, kind: str, mode: str | None
-    ) -> None:
-        self.check = check
-        self.subject = subject
-        self.kind = kind
-        self.mode = mode
-        self.app = subject.make_app()
-
-        if mode is not None and subject.install_callbacks is not None:
-            subject.install_callbacks(self.app, mode)
-
-    def fail(self, expected: str, got: str) -> t.NoReturn:
-        where = f"view kind {self.kind}"
-
-        if self.mode is not None:
-            where = f"{where}, {self.mode} callbacks"
-
-        raise CheckFailed(f"expected {expected}; got {got} [{where}]")
-
-    def register(self, decorate: Decorate | None = None) -> Probe:
-        """Register the probe view decorated with the subject (or with
-        ``decorate``); a decorator that raises fails the check.
-        """
-        decorate = self.subject.decorator if decorate is None else decorate
-
-        try:
-            return register_probe(self.app, self.kind, decorate)
-        except Exception as e:
-            self.fail("the decorator to accept the view", f"{describe_error(e)}")
-
-    def request(self, probe: Probe, shaping: t.Literal["allow", "deny"]) -> Answer:
-        """Send a GET request to the probe view, prepared by the subject's
-        ``allow`` or ``deny`` with the same client.
-        """
-        client = self.app.test_client()
-        shaper = self.subject.allow if shaping == "allow" else self.subject.deny
-        kwargs = dict(shaper(client))
-        kwargs.setdefault("method", "GET")
-        status: int | None = None
-        body = b""
-        headers: dict[str, str] = {}
-        error: str | None = None
-
-        with watch() as (problems, loops):
-            try:
-                response = client.open(probe.url(), **kwargs)
-                try:
-                    status = response.status_code
-                    body = response.get_data()
-                    headers = dict(response.headers)
-                finally:
-                    response.close()
-            except Exception as e:
-                # Keep only the text: the traceback holds the request's
-                # frames, which must be collected while still watched.
-                error = describe_error(e)
-
-        seen = {id(loop): loop for loop in [*loops, *probe.loops]}
-        return Answer(status, body, headers, error, problems, len(seen))
-
-    def expect_clean(self, answer: Answer, expected: str) -> None:
-        """Fail with what happened if the request raised or warned."""
-        if answer.error is not None:
-            got = answer.error
-
-            if answer.problems:
-                got = f"{got} (and {answer.problems[0]})"
-
-            self.fail(expected, got)
-
-        if answer.problems:
-            self.fail(f"{expected} without warnings", answer.problems[0])
-
-    def expect_allowed(self, answer: Answer, probe: Probe, expected: str) -> None:
-        """Fail unless an allowed request reached the view."""
-        self.expect_clean(answer, expected)
-
-        if (
-            not self.subject.shaping
-            and not probe.calls
-            and answer.status in self.subject.denied_status
-        ):
-            raise CheckSkipped(
-                f"the request was denied with status {answer.status}; this"
-                " decorator needs a prepared request (allow()), which only a"
-                " DecoratorConformance subclass can give"
-            )
-
-        if not probe.calls:
-            self.fail(expected, f"status {answer.status} and the view did not run")
-
-    def expect_denied(self, probe: Probe) -> None:
-        """Fail unless a denied request is refused without running the view."""
-        if not self.subject.blocks_requests:
-            return
-
-        answer = self.request(probe, "deny")
-        expected = (
-            f"a denied request to answer {_statuses(self.subject.denied_status)}"
-            " without running the view"
-        )
-
-        if answer.error is None and (
-            probe.calls or answer.status not in self.subject.denied_status
-        ):
-            got = f"status {answer.status} and the view ran {len(probe.calls)} time(s)"
-
-            if answer.problems:
-                got = f"{got} (and {answer.problems[0]})"
-
-            self.fail(expected, got)
-
-        self.expect_clean(answer, expected)
-
-
-def _statuses(statuses: tuple[int, ...]) -> str:
-    return " or ".join(map(str, statuses))
+    since: int = 1
+    denials: bool = False
 
 
 @dataclasses.dataclass
@@ -359,6 +106,11 @@ def _convention(callable_: object) -> str:
 
 
 def check_calling_convention(run: Run) -> None:
+    """An ``async def`` view stays an ``async def`` (as
+    :func:`inspect.iscoroutinefunction`, which Flask uses, sees it) and a
+    ``def`` view a ``def``, so that Flask runs an async view in one event
+    loop.
+    """
     d = _decoration(run)
     expected, got = _convention(d.view), _convention(d.decorated)
 
@@ -370,6 +122,9 @@ def check_calling_convention(run: Run) -> None:
 
 
 def check_metadata(run: Run) -> None:
+    """The view's name, qualified name, module, docstring, attributes and
+    ``__wrapped__`` are kept (:func:`functools.wraps`).
+    """
     d = _decoration(run)
 
     for name, value in d.view_attrs.items():
@@ -387,21 +142,26 @@ def check_metadata(run: Run) -> None:
 
 
 def check_signature(run: Run) -> None:
+    """:func:`inspect.signature` of the decorated view is the view's."""
     d = _decoration(run)
     want = inspect.signature(d.view)
 
     try:
         got = str(inspect.signature(d.decorated))
     except (TypeError, ValueError) as e:
-        got = describe_error(e)
+        got = f"{type(e).__name__}: {e}"
 
     if got != str(want):
         run.fail(f"the signature {want}", got)
 
 
 def check_allowed(run: Run) -> None:
+    """A request prepared by ``allow`` runs the view once, with its URL
+    arguments (and the keyword arguments the decorator declares it injects),
+    and the view's body comes back, decoded from any ``Content-Encoding``.
+    """
     probe = run.register()
-    answer = run.request(probe, "allow")
+    answer = run.allowed(probe)
     expected = "an allowed request to reach the view with item_id=7, name='alice'"
     run.expect_allowed(answer, probe, expected)
 
@@ -411,11 +171,27 @@ def check_allowed(run: Run) -> None:
             f"status {answer.status} and the view called with {probe.calls}",
         )
 
+    injected = sorted(probe.injected[0])
+
+    if injected != sorted(run.subject.injected):
+        run.fail(
+            f"the decorator to pass the view {sorted(run.subject.injected)} by"
+            " keyword (injected)",
+            f"{injected}",
+        )
+
     if answer.body != b"probe 7 alice":
         run.fail("the view's body b'probe 7 alice' back", f"{answer.body!r}")
 
+    run.expect_effect(answer)
+
 
 def check_denied(run: Run) -> None:
+    """A request prepared by ``deny`` (each denial, when there are several)
+    answers one of ``denied_status`` and never runs the view body, for async
+    views too. A denied request that reaches the view is a fail-open (``!``
+    in the matrix), a security finding. Skipped unless ``blocks_requests``.
+    """
     if not run.subject.blocks_requests:
         raise CheckSkipped("blocks_requests is False")
 
@@ -482,9 +258,12 @@ def _mark_session() -> None:
 def check_response_shapes(run: Run) -> None:
     """Every value Flask accepts from a view passes through: ``str``,
     ``bytes``, ``dict``, ``list``, tuples with a status and headers, a
-    ``Response`` and a ``stream_with_context`` generator. On Flask < 3.1.2
-    the generator is left out on async view kinds: Flask itself cannot
-    stream it from an ``async def`` view there (pallets/flask#5774).
+    ``Response`` and a ``stream_with_context`` generator. Bodies are compared
+    decoded, and headers the decorator adds are fine. On Flask < 3.1.2 the
+    generator is left out on async view kinds: Flask itself cannot stream it
+    from an ``async def`` view there (`pallets/flask#5774
+    <https://github.com/pallets/flask/issues/5774>`__), whatever the
+    decorator.
     """
     run.app.before_request(_mark_session)
     probe = run.register()
@@ -496,7 +275,7 @@ def check_response_shapes(run: Run) -> None:
 
         probe.action = action
         probe.calls.clear()
-        answer = run.request(probe, "allow")
+        answer = run.allowed(probe)
         expected = f"the view's {shape} to pass through as status {status}, {body!r}"
         run.expect_allowed(answer, probe, expected)
 
@@ -506,12 +285,17 @@ def check_response_shapes(run: Run) -> None:
         if header and answer.headers.get(header) != "probe":
             run.fail(f"{expected} with header {header}", f"{answer.headers}")
 
+        run.expect_effect(answer)
+
 
 def _raise_probe_error(item_id: int, name: str) -> t.NoReturn:
     raise ProbeError(name)
 
 
 def check_exceptions(run: Run) -> None:
+    """An exception raised in the view reaches the app's error handler for
+    its type.
+    """
     handled: list[BaseException] = []
 
     def handle(e: ProbeError) -> tuple[str, int]:
@@ -521,7 +305,7 @@ def check_exceptions(run: Run) -> None:
     run.app.register_error_handler(ProbeError, handle)
     probe = run.register()
     probe.action = _raise_probe_error
-    answer = run.request(probe, "allow")
+    answer = run.allowed(probe)
     expected = "the view's ProbeError to reach the app's error handler (status 418)"
     run.expect_allowed(answer, probe, expected)
 
@@ -536,10 +320,13 @@ def _abort(item_id: int, name: str) -> t.NoReturn:
 
 
 def check_abort(run: Run) -> None:
+    """:func:`flask.abort` in the view (``abort(409)``) reaches the app's
+    handler for that status.
+    """
     run.app.register_error_handler(409, lambda e: ("conflict handled", 409))
     probe = run.register()
     probe.action = _abort
-    answer = run.request(probe, "allow")
+    answer = run.allowed(probe)
     expected = "abort(409) in the view to reach the app's 409 error handler"
     run.expect_allowed(answer, probe, expected)
 
@@ -553,10 +340,14 @@ def _mark_context() -> None:
 
 
 def check_context(run: Run) -> None:
+    """``g`` and ``session`` set in a ``before_request`` function, and
+    ``request``, are visible in the view.
+    """
     run.app.before_request(_mark_context)
     probe = run.register()
-    answer = run.request(probe, "allow")
+    answer = run.allowed(probe)
     run.expect_allowed(answer, probe, "an allowed request to reach the view")
+    run.expect_effect(answer)
     expected = {
         "g": "marker",
         "session": "marker",
@@ -571,17 +362,18 @@ def check_context(run: Run) -> None:
 
 def _stacked(run: Run, decorate: Decorate, expected: str) -> None:
     probe = run.register(decorate)
-    answer = run.request(probe, "allow")
+    answer = run.allowed(probe)
     run.expect_allowed(answer, probe, expected)
 
     if probe.calls != [(7, "alice")] or answer.body != b"probe 7 alice":
         run.fail(expected, f"status {answer.status}, {answer.body!r}")
 
-    probe.calls.clear()
+    run.expect_effect(answer)
     run.expect_denied(probe)
 
 
 def check_stacked_with_itself(run: Run) -> None:
+    """Applied twice, the decorator still allows and denies correctly."""
     decorator = run.subject.decorator
     _stacked(
         run,
@@ -611,6 +403,9 @@ def wraps_decorator(view: _View) -> _View:
 
 
 def check_under_wraps_decorator(run: Run) -> None:
+    """Below a plain :func:`functools.wraps` decorator, the decorator still
+    allows and denies correctly.
+    """
     decorator = run.subject.decorator
     _stacked(
         run,
@@ -620,6 +415,9 @@ def check_under_wraps_decorator(run: Run) -> None:
 
 
 def check_over_wraps_decorator(run: Run) -> None:
+    """Above a plain :func:`functools.wraps` decorator, the decorator still
+    allows and denies correctly.
+    """
     decorator = run.subject.decorator
     _stacked(
         run,
@@ -629,8 +427,12 @@ def check_over_wraps_decorator(run: Run) -> None:
 
 
 def check_event_loops(run: Run) -> None:
+    """A request uses at most one event loop, and none for a ``def`` view
+    with sync callbacks: the loops created during the request plus the loop
+    the view ran in are counted.
+    """
     probe = run.register()
-    answer = run.request(probe, "allow")
+    answer = run.allowed(probe)
     run.expect_allowed(answer, probe, "an allowed request to reach the view")
     limit = 0 if run.kind.startswith("sync-") and run.mode != "async" else 1
 
@@ -648,9 +450,10 @@ def _check(
     *,
     level: Level = "required",
     uses_requests: bool = True,
+    denials: bool = False,
 ) -> Check:
-    doc = " ".join((run.__doc__ or "").split())
-    return Check(name, column, level, uses_requests, run, doc)
+    doc = inspect.cleandoc(run.__doc__ or "")
+    return Check(name, column, level, uses_requests, run, doc, denials=denials)
 
 
 #: Every check, by the name of the test that runs it (public API).
@@ -669,7 +472,12 @@ CHECKS: dict[str, Check] = {
             "test_signature_kept", "signature", check_signature, uses_requests=False
         ),
         _check("test_allowed_request_reaches_view", "allowed", check_allowed),
-        _check("test_denied_request_never_runs_view", "denied", check_denied),
+        _check(
+            "test_denied_request_never_runs_view",
+            "denied",
+            check_denied,
+            denials=True,
+        ),
         _check("test_response_shapes_pass_through", "shapes", check_response_shapes),
         _check("test_exceptions_reach_error_handlers", "errors", check_exceptions),
         _check("test_abort_reaches_error_handlers", "abort", check_abort),
@@ -693,102 +501,23 @@ CHECKS: dict[str, Check] = {
 }
 
 
-def run_check(check: Check, subject: Subject, kind: str, mode: str | None) -> Outcome:
-    """Run one check and tell how it went, before any expected failure or
-    strictness is applied.
+def document_checks() -> str:
+    """The reST list of the checks, from their docstrings, as the docs'
+    testing page includes it: required checks, then recommended ones.
     """
-    try:
-        check.run(Run(check, subject, kind, mode))
-    except CheckFailed as e:
-        return Outcome(check, kind, mode, "failed", f"{check.name}: {e}")
-    except CheckSkipped as e:
-        return Outcome(check, kind, mode, "skipped", f"{check.name}: {e}")
+    lines: list[str] = []
 
-    return Outcome(check, kind, mode, "passed")
-
-
-def param_id(kind: str, mode: str | None) -> str:
-    """The parameter id of a check on a view kind in a callback mode."""
-    return kind if mode is None else f"{kind}-{mode}-callbacks"
-
-
-def settle(
-    outcome: Outcome, *, strict: bool, expected_failures: cabc.Mapping[str, str]
-) -> Outcome:
-    """Apply what the subject declared: expected failures become xfails (and
-    an expected failure that passes fails), recommended checks that fail
-    become xfails unless ``strict``.
-    """
-    name = outcome.check.name
-    reason = expected_failures.get(
-        f"{name}[{param_id(outcome.kind, outcome.mode)}]", expected_failures.get(name)
-    )
-
-    if outcome.status == "passed" and reason is not None:
-        return dataclasses.replace(
-            outcome,
-            status="failed",
-            message=f"{name}: passed but is listed in expected_failures ({reason})",
-        )
-
-    if outcome.status == "failed" and (
-        reason is not None or (outcome.check.level == "recommended" and not strict)
+    for level, title in (
+        ("required", "Required checks are about correctness and fail the run:"),
+        ("recommended", "Recommended checks are about cost:"),
     ):
-        return dataclasses.replace(outcome, status="xfailed")
+        lines.extend([title, ""])
 
-    return outcome
+        for check in CHECKS.values():
+            if check.level == level:
+                lines.append(f"``{check.name}`` (``{check.column}``)")
+                lines.extend(f"    {line}".rstrip() for line in check.doc.splitlines())
 
+        lines.append("")
 
-def check_keys(
-    expected_failures: cabc.Mapping[str, str], modes: tuple[str | None, ...]
-) -> None:
-    """Raise :exc:`ValueError` naming a key of ``expected_failures`` that names
-    no check, or no parameter id of that check.
-    """
-    for key in expected_failures:
-        name, bracket, rest = key.partition("[")
-        check = CHECKS.get(name)
-
-        if check is not None and not bracket:
-            continue
-
-        if check is not None and rest.endswith("]"):
-            check_modes = modes if check.uses_requests else (None,)
-            ids = {param_id(kind, mode) for kind in VIEW_KINDS for mode in check_modes}
-
-            if rest[:-1] in ids:
-                continue
-
-        raise ValueError(
-            f"expected_failures key {key!r} names no test of the suite; use a"
-            " test name, optionally with one of its parameter ids in brackets,"
-            " e.g. 'test_denied_request_never_runs_view[async-function]'"
-        )
-
-
-def run_all(
-    subject: Subject,
-    *,
-    strict: bool = False,
-    expected_failures: cabc.Mapping[str, str] | None = None,
-) -> list[Outcome]:
-    """Run every check on every view kind (and callback mode) and return the
-    settled outcomes.
-    """
-    expected: cabc.Mapping[str, str] = (
-        {} if expected_failures is None else expected_failures
-    )
-    check_keys(expected, subject.modes)
-    outcomes: list[Outcome] = []
-
-    for check in CHECKS.values():
-        modes = subject.modes if check.uses_requests else (None,)
-
-        for mode in modes:
-            for kind in VIEW_KINDS:
-                outcome = run_check(check, subject, kind, mode)
-                outcomes.append(
-                    settle(outcome, strict=strict, expected_failures=expected)
-                )
-
-    return outcomes
+    return "\n".join(lines)

@@ -1,29 +1,43 @@
 """The compatibility matrix: decorators under test against checks, one mark
-per view kind in each cell.
+per view kind in each cell, as text or as JSON.
 """
 
 from __future__ import annotations
 
 import collections.abc as cabc
 import textwrap
+import typing as t
 
 from ._apps import VIEW_KINDS
 from ._checks import CHECKS
-from ._checks import Outcome
+from ._checks import SUITE_LEVEL
+from ._policy import Outcome
 
-MARKS = {"passed": ".", "failed": "F", "xfailed": "x", "skipped": "s"}
+#: A denied request that reached the view: its own status and mark.
+FAIL_OPEN = "fail-open"
+MARKS = {"passed": ".", "failed": "F", FAIL_OPEN: "!", "xfailed": "x", "skipped": "s"}
 NOT_RUN = "-"
+#: Where several outcomes share a cell (one per denial), the worst shows.
+_RANK = ["passed", "skipped", "xfailed", "failed", FAIL_OPEN]
+
+
+def status_of(outcome: Outcome) -> str:
+    """The matrix status of an outcome: its status, or ``"fail-open"``."""
+    if outcome.status == "failed" and outcome.fail_open:
+        return FAIL_OPEN
+
+    return outcome.status
 
 
 class _Row:
-    """One decorator under test: the callback modes it ran in, and a mark
+    """One decorator under test: the callback modes it ran in, and a status
     per check, view kind and callback mode.
     """
 
     def __init__(self, label: str) -> None:
         self.label = label
         self.modes: list[str | None] = []
-        self.marks: dict[tuple[str, str, str | None], str] = {}
+        self.statuses: dict[tuple[str, str, str | None], str] = {}
 
 
 class Matrix:
@@ -46,21 +60,33 @@ class Matrix:
         if mode is not None and mode not in row.modes:
             row.modes.append(mode)
 
-        row.marks[check, kind, mode] = MARKS.get(status, "?")
+        old = row.statuses.get((check, kind, mode))
+
+        if old is None or _RANK.index(status) > _RANK.index(old):
+            row.statuses[check, kind, mode] = status
 
     def add_outcomes(
         self, key: str, label: str, outcomes: cabc.Iterable[Outcome]
     ) -> None:
         for o in outcomes:
-            self.add(key, label, o.check.name, o.kind, o.mode, o.status)
+            self.add(key, label, o.check.name, o.kind, o.mode, status_of(o))
+
+    def _status(self, row: _Row, check: str, kind: str, mode: str | None) -> str:
+        status = row.statuses.get((check, kind, mode))
+
+        if status is None:
+            status = row.statuses.get((check, kind, None), "")
+
+        return status
 
     def render(self, width: int = 80) -> list[str]:
         """The matrix as lines of at most ``width`` characters where it can."""
         kinds = ", ".join(VIEW_KINDS)
         lines = textwrap.wrap(
             f"cells: one mark per view kind, in this order: {kinds}. Marks:"
-            " . pass, F fail, x xfail, s skip, - not run. Checks marked * are"
-            " recommended (cost), the others are required (correctness).",
+            " . pass, F fail, ! fail-open (a request that must be refused"
+            " reached the view), x xfail, s skip, - not run. Checks marked *"
+            " are recommended (cost), the others are required (correctness).",
             width=max(width, 40),
         )
         columns = [
@@ -73,25 +99,50 @@ class Matrix:
                 label = row.label if mode is None else f"{row.label}, {mode} callbacks"
                 lines.extend(["", label])
                 cells = [
-                    (header, self._cell(row, name, mode)) for name, header in columns
+                    (
+                        header,
+                        "".join(
+                            MARKS.get(self._status(row, name, kind, mode), NOT_RUN)
+                            for kind in VIEW_KINDS
+                        ),
+                    )
+                    for name, header in columns
                 ]
                 lines.extend(_table(cells, width))
 
         return lines
 
-    @staticmethod
-    def _cell(row: _Row, check: str, mode: str | None) -> str:
-        marks: list[str] = []
+    def to_json(self) -> dict[str, t.Any]:
+        """The matrix as data for a CI comment or a badge: the suite level,
+        the view kinds and checks, then per decorator under test and callback
+        mode, each check's status on each view kind (``"passed"``,
+        ``"failed"``, ``"fail-open"``, ``"xfailed"``, ``"skipped"``, or
+        ``null`` when not run).
+        """
+        rows: list[dict[str, t.Any]] = []
 
-        for kind in VIEW_KINDS:
-            mark = row.marks.get((check, kind, mode))
+        for row in self._rows.values():
+            for mode in row.modes or [None]:
+                results = {
+                    check: {
+                        kind: self._status(row, check, kind, mode) or None
+                        for kind in VIEW_KINDS
+                    }
+                    for check in CHECKS
+                }
+                rows.append(
+                    {"label": row.label, "callback_mode": mode, "results": results}
+                )
 
-            if mark is None:
-                mark = row.marks.get((check, kind, None), NOT_RUN)
-
-            marks.append(mark)
-
-        return "".join(marks)
+        return {
+            "suite_level": SUITE_LEVEL,
+            "view_kinds": list(VIEW_KINDS),
+            "checks": [
+                {"name": c.name, "column": c.column, "level": c.level}
+                for c in CHECKS.values()
+            ],
+            "rows": rows,
+        }
 
 
 def _table(cells: list[tuple[str, str]], width: int) -> list[str]:

@@ -1,24 +1,36 @@
-"""``flask-asyncext check``: run the conformance checks that need no request
-shaping on a decorator and print the compatibility matrix.
+"""``flask-asyncext check``: run the conformance checks on decorators and
+print the compatibility matrix. Works on the base install: it needs neither
+pytest nor the ``pytest`` extra.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import collections.abc as cabc
 import importlib
+import inspect
+import json
 import os
+import re
 import shutil
 import sys
 import typing as t
-import warnings
+
+from flask import Flask
+from flask.testing import FlaskClient
 
 from ._apps import make_app
-from ._checks import describe_error
-from ._checks import param_id
-from ._checks import run_all
-from ._checks import Subject
+from ._harness import denied_statuses
+from ._harness import describe_error
+from ._harness import no_shaping
+from ._harness import ONE_DENIAL
+from ._harness import Subject
 from ._matrix import Matrix
+from ._policy import load_expected_failures
+from ._policy import Outcome
+from ._policy import Policy
+from ._policy import run_all
 
 #: What ``flask-asyncext check`` checks when it is given no target.
 EXAMPLES = (
@@ -31,21 +43,46 @@ class TargetError(Exception):
     """A target that names no decorator; the message says why, in one line."""
 
 
-def resolve(target: str) -> cabc.Callable[..., t.Any]:
-    """Import the decorator named by ``target``: ``module:attr`` or
-    ``module:obj.attr``, with ``()`` appended to call a factory with no
-    arguments.
-
-    :raise TargetError: The target names no callable.
+def _arguments(target: str, text: str) -> tuple[list[t.Any], dict[str, t.Any]]:
+    """The literal arguments written between the parentheses of a target,
+    parsed as Python literals (never evaluated).
     """
-    call = target.endswith("()")
-    spec = target[:-2] if call else target
-    module_name, _, path = spec.partition(":")
+    try:
+        call = ast.parse(f"f({text})", mode="eval").body
+        assert isinstance(call, ast.Call)
+        args = [ast.literal_eval(a) for a in call.args]
+        kwargs = {k.arg: ast.literal_eval(k.value) for k in call.keywords}
+    except (SyntaxError, ValueError, TypeError):
+        raise TargetError(
+            f"{target!r}: the arguments of a factory must be Python literals"
+            " (strings, numbers, tuples, lists, dicts, True, False, None)"
+        ) from None
 
-    if not module_name or not path:
+    if None in kwargs:
+        raise TargetError(f"{target!r}: ** arguments are not literals")
+
+    return args, t.cast("dict[str, t.Any]", kwargs)
+
+
+_TARGET = re.compile(r"^(?P<module>[^:]*):(?P<path>[^()]*)(?P<call>\((?P<args>.*)\))?$")
+
+
+def resolve(target: str) -> t.Any:
+    """Import the object named by ``target``: ``module:attr`` or
+    ``module:obj.attr``, with ``(...)`` appended to call a factory with
+    literal arguments (``()`` for none).
+
+    :raise TargetError: The target names nothing that can be imported.
+    """
+    match = _TARGET.match(target.strip())
+
+    if match is None or not match["module"] or not match["path"]:
         raise TargetError(
             f"{target!r} is not a target: write 'module:attr' or 'module:attr()'"
         )
+
+    module_name, path = match["module"], match["path"]
+    spec = f"{module_name}:{path}"
 
     try:
         obj: t.Any = importlib.import_module(module_name)
@@ -60,14 +97,25 @@ def resolve(target: str) -> cabc.Callable[..., t.Any]:
         except AttributeError:
             raise TargetError(f"{module_name!r} has no attribute {path!r}") from None
 
-    if call:
+    if match["call"] is not None:
+        args, kwargs = _arguments(target, match["args"])
+
         if not callable(obj):
             raise TargetError(f"{spec!r} is not callable, so '()' cannot call it")
 
         try:
-            obj = obj()
+            obj = obj(*args, **kwargs)
         except Exception as e:
-            raise TargetError(f"calling {spec}() raised {describe_error(e)}") from None
+            raise TargetError(
+                f"calling {spec}({match['args']}) raised {describe_error(e)}"
+            ) from None
+
+    return obj
+
+
+def resolve_decorator(target: str) -> cabc.Callable[..., t.Any]:
+    """:func:`resolve` a target that must be a decorator."""
+    obj = resolve(target)
 
     if not callable(obj):
         raise TargetError(
@@ -75,6 +123,105 @@ def resolve(target: str) -> cabc.Callable[..., t.Any]:
         )
 
     return t.cast("cabc.Callable[..., t.Any]", obj)
+
+
+def resolve_app(target: str) -> cabc.Callable[[], Flask]:
+    """:func:`resolve` the ``--app`` option: an app factory, called for
+    each check (with the target's literal arguments, if any).
+    """
+    call = target.rstrip().endswith(")")
+    spec = target.rstrip()[: target.index("(")] if call else target
+    obj = resolve(spec)
+
+    if isinstance(obj, Flask):
+        raise TargetError(
+            f"--app {target!r} is an app; each check needs a new one: name the"
+            " factory that creates it (module:create_app)"
+        )
+
+    if not callable(obj):
+        raise TargetError(f"--app {target!r} is not an app factory")
+
+    args, kwargs = (
+        _arguments(target, target[target.index("(") + 1 : -1]) if call else ([], {})
+    )
+
+    def factory() -> Flask:
+        app = obj(*args, **kwargs)
+
+        if not isinstance(app, Flask):
+            raise TypeError(
+                f"--app {target} returned {type(app).__name__}, not a Flask app"
+            )
+
+        return app
+
+    try:
+        factory()
+    except Exception as e:
+        raise TargetError(f"--app {target}: {describe_error(e)}") from None
+
+    return factory
+
+
+def factory_hint(target: str, decorator: cabc.Callable[..., t.Any]) -> str | None:
+    """A hint when ``decorator`` looks like a decorator factory left
+    uncalled: decorating a view with it does not lead back to the view,
+    but decorating the view with what it returned does.
+    """
+    if target.endswith(")"):
+        return None
+
+    def view() -> str:
+        return "view"  # pragma: no cover
+
+    try:
+        made: t.Any = decorator(view)
+        looks_like_factory = (
+            callable(made)
+            and inspect.unwrap(made) is not view
+            and inspect.unwrap(t.cast("cabc.Callable[..., t.Any]", made(view))) is view
+        )
+    except Exception:
+        return None
+
+    if not looks_like_factory:
+        return None
+
+    name = target.rpartition(":")[2]
+    return f"did you mean '{target}()'? {name} looks like a decorator factory"
+
+
+def _header(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition(":")
+
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError(f"write 'Name: value', got {text!r}")
+
+    return name.strip(), value.strip()
+
+
+def _config(text: str) -> tuple[str, t.Any]:
+    key, sep, value = text.partition("=")
+
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"write KEY=VALUE, got {text!r}")
+
+    try:
+        parsed: t.Any = ast.literal_eval(value)
+    except (SyntaxError, ValueError):
+        parsed = value
+
+    return key.strip(), parsed
+
+
+def _status(text: str) -> int:
+    try:
+        return denied_statuses(int(text), "--denied-status")[0]
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(
+            f"an HTTP status such as 401, got {text!r}"
+        ) from None
 
 
 def _parser(prog: str) -> argparse.ArgumentParser:
@@ -87,9 +234,9 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         "check",
         help="run the conformance checks on decorators and print the matrix",
         description=(
-            "Run the conformance checks that need no request shaping on each"
-            " TARGET and print the compatibility matrix. Exit 0 when every"
-            " required check passes, 1 when one fails, 2 for a bad target."
+            "Run the conformance checks on each TARGET and print the"
+            " compatibility matrix. Exit 0 when every required check passes,"
+            " 1 when one fails, 2 for a bad target or option."
         ),
     )
     check.add_argument(
@@ -97,17 +244,99 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         nargs="*",
         metavar="TARGET",
         help=(
-            "module:attr (a decorator) or module:attr() (a factory called with"
-            " no arguments); default: the example decorators shipped with"
-            " flask-asyncext"
+            "module:attr (a decorator) or module:attr(...) (a factory called"
+            " with literal arguments, () for none); default: the example"
+            " decorators shipped with flask-asyncext"
         ),
+    )
+    check.add_argument(
+        "--app",
+        metavar="FACTORY",
+        help=(
+            "module:create_app, the app factory each check runs on (one that"
+            " initialises the extension); default: a plain app"
+        ),
+    )
+    check.add_argument(
+        "--config",
+        metavar="KEY=VALUE",
+        type=_config,
+        action="append",
+        default=[],
+        help="set a config key on the app (VALUE is a Python literal or a string)",
+    )
+    check.add_argument(
+        "--method", default="GET", help="the request method (default: GET)"
+    )
+    check.add_argument(
+        "--header",
+        metavar="'NAME: VALUE'",
+        type=_header,
+        action="append",
+        default=[],
+        help="a header sent with allowed requests (repeatable)",
+    )
+    check.add_argument("--data", help="the body sent with allowed requests")
+    check.add_argument(
+        "--deny-header",
+        metavar="'NAME: VALUE'",
+        type=_header,
+        action="append",
+        default=[],
+        help=(
+            "a header sent with denied requests (repeatable); the denied"
+            " checks run when it or --blocks-requests is given"
+        ),
+    )
+    check.add_argument(
+        "--blocks-requests",
+        action="store_true",
+        help="the decorator refuses a request sent without the --header headers",
+    )
+    check.add_argument(
+        "--denied-status",
+        type=_status,
+        action="append",
+        default=[],
+        metavar="STATUS",
+        help="a status a refused request answers with (repeatable; default: 401, 403)",
     )
     check.add_argument(
         "--strict",
         action="store_true",
         help="fail on recommended checks too",
     )
+    check.add_argument(
+        "--suite-level",
+        type=int,
+        help="run the checks of this suite level only (default: the newest)",
+    )
+    check.add_argument(
+        "--expected-failures",
+        metavar="FILE",
+        help="a file of expected failures: 'test name[param id] = reason' lines",
+    )
+    check.add_argument(
+        "--json", metavar="PATH", help="also write the matrix as JSON to PATH"
+    )
     return parser
+
+
+def _cause_hint(cause: str) -> str:
+    status = re.match(r"status (\d+) and the view did not run", cause)
+
+    if status is not None:
+        return (
+            f"The decorator refused the request with status {status[1]}: name"
+            " an app factory that initialises the extension (--app"
+            " module:create_app), prepare an allowed request (--header), or"
+            f" if that status is how it refuses, add --denied-status {status[1]}."
+        )
+
+    return (
+        "If the extension needs its app initialised, name the app factory:"
+        " --app module:create_app."
+    )
 
 
 def main(argv: cabc.Sequence[str] | None = None, prog: str = "flask-asyncext") -> int:
@@ -115,42 +344,87 @@ def main(argv: cabc.Sequence[str] | None = None, prog: str = "flask-asyncext") -
 
     .. versionadded:: 0.1
     """
-    args = _parser(prog).parse_args(argv)
+    parser = _parser(prog)
+    args = parser.parse_args(argv)
     targets = args.targets or list(EXAMPLES)
 
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
 
     try:
-        decorators = [(target, resolve(target)) for target in targets]
-    except TargetError as e:
+        decorators = [(target, resolve_decorator(target)) for target in targets]
+        make = make_app if args.app is None else resolve_app(args.app)
+        policy = Policy(
+            {}
+            if args.expected_failures is None
+            else load_expected_failures(args.expected_failures),
+            args.strict,
+            *(() if args.suite_level is None else (args.suite_level,)),
+        )
+    except (TargetError, ValueError, OSError) as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 2
 
+    config = dict(args.config)
+
+    def app_factory() -> Flask:
+        app = make()
+
+        for key, value in config.items():
+            app.config[key] = value
+
+        return app
+
+    def allow(client: FlaskClient) -> cabc.Mapping[str, t.Any]:
+        kwargs: dict[str, t.Any] = {"headers": dict(args.header)}
+
+        if args.data is not None:
+            kwargs["data"] = args.data
+
+        return kwargs
+
+    def deny(client: FlaskClient) -> cabc.Mapping[str, t.Any]:
+        return {"headers": dict(args.deny_header)}
+
+    shaping = bool(args.header or args.data is not None)
     matrix = Matrix()
-    failures: list[str] = []
+    failures: list[Outcome] = []
     lines: list[str] = []
     recommended = 0
 
     for target, decorator in decorators:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")
-            outcomes = run_all(
-                Subject(decorator, make_app, shaping=False), strict=args.strict
-            )
+        subject = Subject(
+            decorator,
+            app_factory,
+            blocks_requests=args.blocks_requests or bool(args.deny_header),
+            denied_status=tuple(args.denied_status) or (401, 403),
+            allow=allow if shaping else no_shaping,
+            denials={ONE_DENIAL: deny},
+            shaping=shaping,
+            method=args.method.upper(),
+        )
+
+        try:
+            outcomes = run_all(subject, policy)
+        except ValueError as e:
+            print(f"{prog}: error: {e}", file=sys.stderr)
+            return 2
 
         matrix.add_outcomes(target, target, outcomes)
         failed = [o for o in outcomes if o.status == "failed"]
-        failures.extend(o.message for o in failed)
+        failures.extend(failed)
         recommended += sum(o.status == "xfailed" for o in outcomes)
 
         # One line per failing check: the ids it failed on, then the first
         # message (the others differ only by the view kind).
         for name in dict.fromkeys(o.check.name for o in failed):
             of_check = [o for o in failed if o.check.name == name]
-            where = ", ".join(param_id(o.kind, o.mode) for o in of_check)
+            where = ", ".join(o.param_id for o in of_check)
             lines.append(f"FAILED {target} {name}[{where}]")
             lines.append(f"  {of_check[0].message}")
+
+        if failed and (hint := factory_hint(target, decorator)) is not None:
+            lines.append(f"hint: {hint}")
 
     width = shutil.get_terminal_size().columns
     print("flask-asyncext compatibility matrix")
@@ -160,7 +434,29 @@ def main(argv: cabc.Sequence[str] | None = None, prog: str = "flask-asyncext") -
     for line in lines:
         print(line)
 
+    if args.json is not None:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(matrix.to_json(), f, indent=2)
+            f.write("\n")
+
     if failures:
+        fail_open = sum(o.fail_open for o in failures)
+
+        if fail_open:
+            print(
+                f"{fail_open} check(s) failed open: a request that must be"
+                " refused reached the view."
+            )
+
+        causes = {o.cause for o in failures}
+
+        if len(failures) > 1 and len(causes) == 1:
+            cause = causes.pop()
+            print(
+                f"Every failure has one cause: {cause.rstrip('.')}."
+                f" {_cause_hint(cause)}"
+            )
+
         print(f"{len(failures)} check(s) failed.")
         return 1
 

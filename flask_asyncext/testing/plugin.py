@@ -10,20 +10,32 @@ compatibility matrix of the conformance tests that ran, and provides the
 from __future__ import annotations
 
 import collections.abc as cabc
+import json
+import os
+import pathlib
 import typing as t
 
 import pytest
 from flask import Flask
 
-from . import _checks
 from ._apps import make_app
 from ._checks import CHECKS
-from ._checks import Outcome
-from ._checks import run_all
-from ._checks import Subject
+from ._harness import describe
+from ._harness import Effect
+from ._harness import InstallCallbacks
+from ._harness import no_shaping
+from ._harness import ONE_DENIAL
+from ._harness import Shaper
+from ._harness import Subject
+from ._matrix import FAIL_OPEN as FAIL_OPEN_STATUS
 from ._matrix import Matrix
+from ._policy import load_expected_failures
+from ._policy import Outcome
+from ._policy import Policy
+from ._policy import run_all
 from .suite import DecoratorConformance
-from .suite import describe
+from .suite import FAIL_OPEN
+from .suite import level_from_ini
 from .suite import ROW_LABEL
 from .suite import strict_from_ini
 
@@ -44,6 +56,25 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=True,
         help="Print the flask-asyncext compatibility matrix (default: true).",
     )
+    group.addoption(
+        "--asyncext-matrix-json",
+        dest="asyncext_matrix_json",
+        metavar="PATH",
+        help="Write the flask-asyncext compatibility matrix as JSON to PATH.",
+    )
+    parser.addini(
+        "asyncext_matrix_json",
+        default="",
+        help="Write the flask-asyncext compatibility matrix as JSON to this path.",
+    )
+    parser.addini(
+        "asyncext_suite_level",
+        default="",
+        help=(
+            "Run the flask-asyncext checks of this suite level only (default:"
+            " the newest)."
+        ),
+    )
     parser.addini(
         "asyncext_strict",
         type="bool",
@@ -54,9 +85,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[_MATRIX] = Matrix()
-
-
-_STATUS = {"passed": "passed", "failed": "failed", "skipped": "skipped"}
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -77,7 +105,10 @@ def pytest_runtest_makereport(
     ):
         return
 
-    status = "xfailed" if hasattr(report, "wasxfail") else report.outcome
+    status: str = "xfailed" if hasattr(report, "wasxfail") else report.outcome
+
+    if status == "failed" and item.stash.get(FAIL_OPEN, False):
+        status = FAIL_OPEN_STATUS
     label = item.stash.get(ROW_LABEL, cls.__name__)
     item.config.stash[_MATRIX].add(
         item.nodeid.partition("::")[0] + "::" + cls.__qualname__,
@@ -93,6 +124,14 @@ def pytest_terminal_summary(
     terminalreporter: t.Any, exitstatus: int, config: pytest.Config
 ) -> None:
     matrix = config.stash[_MATRIX]
+    path = config.getoption("asyncext_matrix_json") or config.getini(
+        "asyncext_matrix_json"
+    )
+
+    if matrix and path:
+        path = pathlib.Path(config.rootpath, path)
+        path.write_text(json.dumps(matrix.to_json(), indent=2) + "\n")
+        terminalreporter.write_line(f"flask-asyncext matrix written to {path}")
 
     if (
         not matrix
@@ -125,18 +164,27 @@ class AsyncextCheck:
         *,
         app_factory: cabc.Callable[[], Flask] = make_app,
         blocks_requests: bool = False,
-        denied_status: tuple[int, ...] = (401, 403),
-        allow: _checks.Shaper = _checks.no_shaping,
-        deny: _checks.Shaper = _checks.no_shaping,
-        install_callbacks: _checks.InstallCallbacks | None = None,
-        expected_failures: cabc.Mapping[str, str] | None = None,
+        denied_status: int | cabc.Collection[int] = (401, 403),
+        allow: Shaper = no_shaping,
+        deny: Shaper | cabc.Mapping[str, Shaper] = no_shaping,
+        install_callbacks: InstallCallbacks | None = None,
+        expected_failures: cabc.Mapping[str, str]
+        | str
+        | os.PathLike[str]
+        | None = None,
         strict: bool | None = None,
+        suite_level: int | None = None,
+        method: str = "GET",
+        injected: cabc.Sequence[str] = (),
+        expect_effect: Effect | None = None,
     ) -> list[Outcome]:
         """Run every check on ``decorator`` and fail the test with the matrix
         and one line per failure if a required check fails (or, when
         ``strict``, a recommended one). The keyword arguments mean what the
-        :class:`~flask_asyncext.testing.DecoratorConformance` attributes of
-        the same names mean; ``app_factory`` makes a new app for each check.
+        :class:`~flask_asyncext.testing.DecoratorConformance` attributes and
+        hooks of the same names mean; ``app_factory`` makes a new app for
+        each check; ``deny`` may map denial names to their shapers;
+        ``expected_failures`` may be the path of a file of them.
 
         :return: The outcome of every check on every view kind.
         """
@@ -145,16 +193,35 @@ class AsyncextCheck:
         if strict is None:
             strict = strict_from_ini(request.config)
 
+        if suite_level is None:
+            suite_level = level_from_ini(request.config)
+
+        if expected_failures is None:
+            expected_failures = {}
+        elif not isinstance(expected_failures, cabc.Mapping):
+            expected_failures = load_expected_failures(expected_failures)
+
+        denials: dict[str, Shaper] = (
+            {ONE_DENIAL: deny} if callable(deny) else dict(deny)
+        )
         subject = Subject(
             decorator=decorator,
             make_app=app_factory,
             blocks_requests=blocks_requests,
-            denied_status=tuple(denied_status),
+            denied_status=t.cast("tuple[int, ...]", denied_status),
             allow=allow,
-            deny=deny,
+            denials=denials,
             install_callbacks=install_callbacks,
+            method=method,
+            injected=tuple(injected),
+            effect=expect_effect,
         )
-        outcomes = run_all(subject, strict=strict, expected_failures=expected_failures)
+        policy = Policy(expected_failures, strict)
+
+        if suite_level is not None:
+            policy = Policy(expected_failures, strict, suite_level)
+
+        outcomes = run_all(subject, policy)
         self._calls += 1
         label = f"{request.node.name}: {describe(decorator)}"
         key = f"{request.node.nodeid}#{self._calls}"

@@ -3,27 +3,42 @@
 from __future__ import annotations
 
 import collections.abc as cabc
+import inspect
+import os
+import pathlib
 import typing as t
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
 
 from ._apps import make_app
-from ._apps import VIEW_KINDS
-from ._checks import callback_modes
 from ._checks import Check
-from ._checks import check_keys
 from ._checks import CHECKS
-from ._checks import InstallCallbacks
-from ._checks import param_id
-from ._checks import run_check
-from ._checks import Subject
+from ._harness import callback_modes
+from ._harness import denied_statuses
+from ._harness import describe
+from ._harness import Effect
+from ._harness import InstallCallbacks
+from ._harness import ONE_DENIAL
+from ._harness import Shaper
+from ._harness import Subject
+from ._policy import cases
+from ._policy import check_keys
+from ._policy import check_level
+from ._policy import load_expected_failures
+from ._policy import Outcome
+from ._policy import param_id
+from ._policy import Policy
+from ._policy import run_settled
 
 DOCS_PAGE = "https://flask-asyncext.readthedocs.io/en/latest/testing/"
 
 #: Where a conformance test leaves the label of its matrix row.
 ROW_LABEL = pytest.StashKey[str]()
+#: Where a conformance test leaves whether it failed open.
+FAIL_OPEN = pytest.StashKey[bool]()
 
 _MISSING_DECORATOR = (
     "{cls} does not override the 'decorator' fixture. Add a fixture named"
@@ -31,17 +46,7 @@ _MISSING_DECORATOR = (
     " shown in 'Testing your decorators': " + DOCS_PAGE
 )
 
-
-def describe(decorator: object) -> str:
-    """A short name for a decorator: its qualified name without
-    ``<locals>``, or its ``repr``.
-    """
-    name = getattr(decorator, "__qualname__", None)
-
-    if not isinstance(name, str):
-        return repr(decorator)
-
-    return name.replace(".<locals>", "")
+ExpectedFailures = t.Union[cabc.Mapping[str, str], str, "os.PathLike[str]"]
 
 
 def strict_from_ini(config: pytest.Config) -> bool:
@@ -52,6 +57,82 @@ def strict_from_ini(config: pytest.Config) -> bool:
         return bool(config.getini("asyncext_strict"))
     except ValueError:
         return False
+
+
+def level_from_ini(config: pytest.Config) -> int | None:
+    """The ``asyncext_suite_level`` ini option, ``None`` when unset or when
+    the plugin that declares it is disabled.
+
+    :raise ValueError: A value that is not a suite level.
+    """
+    try:
+        value = str(config.getini("asyncext_suite_level")).strip()
+    except ValueError:
+        return None
+
+    if not value:
+        return None
+
+    try:
+        level: object = int(value)
+    except ValueError:
+        level = value
+
+    return check_level(level)
+
+
+def act(outcome: Outcome) -> None:
+    """End the running test as a settled outcome says."""
+    if outcome.status == "skipped":
+        pytest.skip(outcome.message)
+
+    if outcome.status == "xfailed":
+        pytest.xfail(outcome.message)
+
+    if outcome.status == "failed":
+        pytest.fail(outcome.message, pytrace=False)
+
+
+class ConformanceCase:
+    """What every test of :class:`DecoratorConformance` runs: one check on
+    one view kind, in one callback mode, with one denial. Its tests get it
+    from the ``asyncext_case`` fixture.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(
+        self,
+        suite: DecoratorConformance,
+        request: pytest.FixtureRequest,
+        subject: Subject,
+        case: tuple[str, str | None, str | None],
+    ) -> None:
+        self._suite = suite
+        self._request = request
+        self.subject = subject
+        self.kind, self.mode, self.denial = case
+
+    def run(self) -> Outcome:
+        """Run the check of the calling test and end it as the policy says:
+        pass, fail, skip or xfail.
+        """
+        node = self._request.node
+        check = CHECKS[node.originalname]
+        node.stash[ROW_LABEL] = (
+            f"{type(self._suite).__name__} ({describe(self.subject.decorator)})"
+        )
+        outcome = run_settled(
+            check,
+            self.subject,
+            self.kind,
+            self.mode,
+            self.denial,
+            self._suite._asyncext_policy(self._request.config),
+        )
+        node.stash[FAIL_OPEN] = outcome.status == "failed" and outcome.fail_open
+        act(outcome)
+        return outcome
 
 
 class DecoratorConformance:
@@ -83,16 +164,45 @@ class DecoratorConformance:
     #: prepares a request it must refuse with one of :attr:`denied_status`.
     blocks_requests: t.ClassVar[bool] = False
 
-    #: The statuses a refused request may answer with.
-    denied_status: t.ClassVar[tuple[int, ...]] = (401, 403)
+    #: The statuses a refused request may answer with: an int or any
+    #: collection of ints. ``(302, 303)`` for an extension that redirects
+    #: to a login page.
+    denied_status: t.ClassVar[int | cabc.Collection[int]] = (401, 403)
+
+    #: The names of the denial shapes :meth:`deny` prepares (no credentials,
+    #: a wrong password, an expired token); each is a parameter of the
+    #: denied checks. Empty: :meth:`deny` prepares one denial.
+    denials: t.ClassVar[cabc.Sequence[str]] = ()
 
     #: Checks known to fail, as strict xfails: a test name, or a test name
-    #: with a parameter id in brackets, mapped to the reason.
-    expected_failures: t.ClassVar[cabc.Mapping[str, str]] = {}
+    #: with a parameter id in brackets, mapped to the reason; or the path of
+    #: a file of them (see :func:`load_expected_failures`), relative to the
+    #: test module.
+    expected_failures: t.ClassVar[ExpectedFailures] = {}
 
     #: Whether a failed recommended check fails the run. ``None`` uses the
     #: ``asyncext_strict`` ini option.
     strict: t.ClassVar[bool | None] = None
+
+    #: The suite level to run: the checks of that level only, so that a
+    #: release that adds checks does not fail the run until the pin moves.
+    #: ``None`` uses the ``asyncext_suite_level`` ini option, else the
+    #: newest level.
+    suite_level: t.ClassVar[int | None] = None
+
+    #: The method the probe view answers and requests are sent with (a
+    #: CSRF-protected ``"POST"``); :meth:`allow` and :meth:`deny` may add a
+    #: body (``data``, ``json``).
+    method: t.ClassVar[str] = "GET"
+
+    #: Keyword arguments the decorator passes to the view (a parsed body):
+    #: the probe view accepts them, and the allowed check asserts they came.
+    injected: t.ClassVar[tuple[str, ...]] = ()
+
+    #: Configuration of the default ``app`` fixture, passed to
+    #: :func:`~flask_asyncext.testing.make_app`, e.g. ``{"TESTING": False}``
+    #: for an extension that testing mode switches off.
+    app_config: t.ClassVar[cabc.Mapping[str, t.Any]] = {}
 
     @pytest.fixture
     def decorator(self) -> cabc.Callable[..., t.Any]:
@@ -103,20 +213,25 @@ class DecoratorConformance:
     def app(self) -> Flask:
         """The app each check registers its views on, a new one per test.
         Override it to initialise the extension, starting from
-        :func:`~flask_asyncext.testing.make_app`.
+        :func:`~flask_asyncext.testing.make_app` (pass it
+        :attr:`app_config`).
         """
-        return make_app()
+        return make_app(**self.app_config)
 
     def allow(self, client: FlaskClient) -> cabc.Mapping[str, t.Any]:
         """Prepare ``client`` for a request the decorator lets through (log
         in, set a cookie) and return extra keyword arguments for
-        :meth:`~werkzeug.test.Client.open`, such as ``headers``.
+        :meth:`~werkzeug.test.Client.open`, such as ``headers``, ``data`` or
+        ``json``.
         """
         return {}
 
-    def deny(self, client: FlaskClient) -> cabc.Mapping[str, t.Any]:
-        """Like :meth:`allow`, for a request the decorator must refuse.
-        Used when :attr:`blocks_requests` is true.
+    def deny(self, client: FlaskClient, denial: str = "") -> cabc.Mapping[str, t.Any]:
+        """Like :meth:`allow`, for a request the decorator must refuse. Used
+        when :attr:`blocks_requests` is true. With :attr:`denials`, it is
+        called with the name of each denial in turn. The denial must reach
+        your extension's user callback (a wrong password, not a missing
+        one), or an async callback that fails open is never seen.
         """
         return {}
 
@@ -127,39 +242,60 @@ class DecoratorConformance:
         runs in both modes.
         """
 
+    def expect_effect(self, response: TestResponse) -> None:
+        """Assert what the decorator does to an allowed response (a header it
+        sets, an encoding): raise :exc:`AssertionError` to fail the check.
+        When a subclass overrides it, it is called on every allowed response
+        of every view kind and callback mode.
+        """
+
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
         check = CHECKS.get(metafunc.definition.originalname)
 
         if check is None or "asyncext_view_kind" not in metafunc.fixturenames:
             return
 
+        cls = type(self)
+        denied_statuses(cls.denied_status, f"{cls.__name__}.denied_status")
         modes = callback_modes(self._asyncext_callbacks())
-        check_keys(type(self).expected_failures, modes)
+        check_keys(self._asyncext_expected(), modes, self._asyncext_denials())
         metafunc.parametrize(
-            ("asyncext_view_kind", "asyncext_callback_mode"),
+            ("asyncext_view_kind", "asyncext_callback_mode", "asyncext_denial"),
             [
-                pytest.param(
-                    kind,
-                    mode,
-                    id=param_id(kind, mode),
-                    marks=self._asyncext_marks(check, param_id(kind, mode)),
-                )
-                for mode in (modes if check.uses_requests else (None,))
-                for kind in VIEW_KINDS
+                pytest.param(kind, mode, denial, id=param_id(kind, mode, denial))
+                for kind, mode, denial in cases(check, modes, self._asyncext_denials())
             ],
         )
 
-    def _asyncext_marks(self, check: Check, param: str) -> list[pytest.MarkDecorator]:
-        """A strict xfail mark when :attr:`expected_failures` lists the
-        check on that parameter id, or the whole check.
-        """
+    def _asyncext_denials(self) -> list[str]:
+        return list(type(self).denials) or [ONE_DENIAL]
+
+    def _asyncext_expected(self) -> cabc.Mapping[str, str]:
+        """:attr:`expected_failures`, read from its file when it is a path."""
         failures = type(self).expected_failures
-        reason = failures.get(f"{check.name}[{param}]", failures.get(check.name))
 
-        if reason is None:
-            return []
+        if isinstance(failures, cabc.Mapping):
+            return failures
 
-        return [pytest.mark.xfail(reason=reason, strict=True)]
+        path = pathlib.Path(failures)
+
+        if not path.is_absolute():
+            path = pathlib.Path(inspect.getfile(type(self))).parent / path
+
+        return load_expected_failures(path)
+
+    def _asyncext_policy(self, config: pytest.Config) -> Policy:
+        cls = type(self)
+        strict = strict_from_ini(config) if cls.strict is None else cls.strict
+        level = cls.suite_level
+
+        if level is None:
+            level = level_from_ini(config)
+
+        if level is None:
+            return Policy(self._asyncext_expected(), strict)
+
+        return Policy(self._asyncext_expected(), strict, check_level(level))
 
     def _asyncext_callbacks(self) -> InstallCallbacks | None:
         """:meth:`install_callbacks` if the subclass overrides it."""
@@ -168,241 +304,101 @@ class DecoratorConformance:
 
         return self.install_callbacks
 
-    def _asyncext_subject(
-        self, decorator: cabc.Callable[..., t.Any], make: cabc.Callable[[], Flask]
-    ) -> Subject:
-        return Subject(
+    def _asyncext_effect(self) -> Effect | None:
+        """:meth:`expect_effect` if the subclass overrides it."""
+        if type(self).expect_effect is DecoratorConformance.expect_effect:
+            return None
+
+        return self.expect_effect
+
+    def _asyncext_deny(self, denial: str) -> Shaper:
+        if not type(self).denials:
+            return self.deny
+
+        return lambda client: self.deny(client, denial)
+
+    @pytest.fixture
+    def asyncext_case(
+        self,
+        request: pytest.FixtureRequest,
+        app: Flask,
+        decorator: cabc.Callable[..., t.Any],
+        asyncext_view_kind: str,
+        asyncext_callback_mode: str | None,
+        asyncext_denial: str | None,
+    ) -> ConformanceCase:
+        """The check a test of the suite runs, on its view kind, callback
+        mode and denial.
+        """
+        cls = type(self)
+        subject = Subject(
             decorator=decorator,
-            make_app=make,
-            blocks_requests=self.blocks_requests,
-            denied_status=tuple(self.denied_status),
+            make_app=lambda: app,
+            blocks_requests=cls.blocks_requests,
+            denied_status=denied_statuses(cls.denied_status),
             allow=self.allow,
-            deny=self.deny,
+            denials={d: self._asyncext_deny(d) for d in self._asyncext_denials()},
             install_callbacks=self._asyncext_callbacks(),
+            method=cls.method,
+            injected=tuple(cls.injected),
+            effect=self._asyncext_effect(),
+        )
+        return ConformanceCase(
+            self,
+            request,
+            subject,
+            (asyncext_view_kind, asyncext_callback_mode, asyncext_denial),
         )
 
-    def _asyncext_run(
-        self,
-        request: pytest.FixtureRequest,
-        app: Flask,
-        decorator: cabc.Callable[..., t.Any],
-        kind: str,
-        mode: str | None,
-    ) -> None:
-        check = CHECKS[request.node.originalname]
-        request.node.stash[ROW_LABEL] = f"{type(self).__name__} ({describe(decorator)})"
-        outcome = run_check(
-            check, self._asyncext_subject(decorator, lambda: app), kind, mode
-        )
+    def test_calling_convention_kept(self, asyncext_case: ConformanceCase) -> None:
+        asyncext_case.run()
 
-        if outcome.status == "skipped":
-            pytest.skip(outcome.message)
+    def test_metadata_kept(self, asyncext_case: ConformanceCase) -> None:
+        asyncext_case.run()
 
-        if outcome.status == "failed":
-            strict = self.strict
+    def test_signature_kept(self, asyncext_case: ConformanceCase) -> None:
+        asyncext_case.run()
 
-            if strict is None:
-                strict = strict_from_ini(request.config)
-
-            if check.level == "recommended" and not strict:
-                pytest.xfail(f"recommended, {outcome.message}")
-
-            pytest.fail(outcome.message, pytrace=False)
-
-    def test_calling_convention_kept(
-        self,
-        request: pytest.FixtureRequest,
-        app: Flask,
-        decorator: cabc.Callable[..., t.Any],
-        asyncext_view_kind: str,
-        asyncext_callback_mode: str | None,
-    ) -> None:
-        """Recommended: an ``async def`` view stays an ``async def`` (as
-        :func:`inspect.iscoroutinefunction` sees it) and a ``def`` view a
-        ``def``, so Flask runs an async view in one event loop.
-        """
-        self._asyncext_run(
-            request, app, decorator, asyncext_view_kind, asyncext_callback_mode
-        )
-
-    def test_metadata_kept(
-        self,
-        request: pytest.FixtureRequest,
-        app: Flask,
-        decorator: cabc.Callable[..., t.Any],
-        asyncext_view_kind: str,
-        asyncext_callback_mode: str | None,
-    ) -> None:
-        """The view's name, qualified name, module, docstring, attributes and
-        ``__wrapped__`` are kept (:func:`functools.wraps`).
-        """
-        self._asyncext_run(
-            request, app, decorator, asyncext_view_kind, asyncext_callback_mode
-        )
-
-    def test_signature_kept(
-        self,
-        request: pytest.FixtureRequest,
-        app: Flask,
-        decorator: cabc.Callable[..., t.Any],
-        asyncext_view_kind: str,
-        asyncext_callback_mode: str | None,
-    ) -> None:
-        """:func:`inspect.signature` of the decorated view is the view's."""
-        self._asyncext_run(
-            request, app, decorator, asyncext_view_kind, asyncext_callback_mode
-        )
-
-    def test_allowed_request_reaches_view(
-        self,
-        request: pytest.FixtureRequest,
-        app: Flask,
-        decorator: cabc.Callable[..., t.Any],
-        asyncext_view_kind: str,
-        asyncext_callback_mode: str | None,
-    ) -> None:
-        """A request prepared by :meth:`allow` runs the view once, with its
-        URL arguments, and its body comes back unchanged.
-        """
-        self._asyncext_run(
-            request, app, decorator, asyncext_view_kind, asyncext_callback_mode
-        )
+    def test_allowed_request_reaches_view(self, asyncext_case: ConformanceCase) -> None:
+        asyncext_case.run()
 
     def test_denied_request_never_runs_view(
-        self,
-        request: pytest.FixtureRequest,
-        app: Flask,
-        decorator: cabc.Callable[..., t.Any],
-        asyncext_view_kind: str,
-        asyncext_callback_mode: str | None,
+        self, asyncext_case: ConformanceCase
     ) -> None:
-        """A request prepared by :meth:`deny` answers one of
-        :attr:`denied_status` and never runs the view body. Skipped unless
-        :attr:`blocks_requests`.
-        """
-        self._asyncext_run(
-            request, app, decorator, asyncext_view_kind, asyncext_callback_mode
-        )
+        asyncext_case.run()
 
-    def test_response_shapes_pass_through(
-        self,
-        request: pytest.FixtureRequest,
-        app: Flask,
-        decorator: cabc.Callable[..., t.Any],
-        asyncext_view_kind: str,
-        asyncext_callback_mode: str | None,
-    ) -> None:
-        """Every value Flask accepts from a view passes through: ``str``,
-        ``bytes``, ``dict``, ``list``, tuples with a status and headers, a
-        :class:`~flask.Response` and a ``stream_with_context`` generator.
-        On Flask < 3.1.2 the generator is left out on async view kinds:
-        Flask itself cannot stream it from an ``async def`` view there
-        (pallets/flask#5774).
-        """
-        self._asyncext_run(
-            request, app, decorator, asyncext_view_kind, asyncext_callback_mode
-        )
+    def test_response_shapes_pass_through(self, asyncext_case: ConformanceCase) -> None:
+        asyncext_case.run()
 
     def test_exceptions_reach_error_handlers(
-        self,
-        request: pytest.FixtureRequest,
-        app: Flask,
-        decorator: cabc.Callable[..., t.Any],
-        asyncext_view_kind: str,
-        asyncext_callback_mode: str | None,
+        self, asyncext_case: ConformanceCase
     ) -> None:
-        """An exception raised in the view reaches the app's error handler
-        for its type.
-        """
-        self._asyncext_run(
-            request, app, decorator, asyncext_view_kind, asyncext_callback_mode
-        )
+        asyncext_case.run()
 
-    def test_abort_reaches_error_handlers(
-        self,
-        request: pytest.FixtureRequest,
-        app: Flask,
-        decorator: cabc.Callable[..., t.Any],
-        asyncext_view_kind: str,
-        asyncext_callback_mode: str | None,
-    ) -> None:
-        """:func:`flask.abort` in the view reaches the app's handler for
-        that status.
-        """
-        self._asyncext_run(
-            request, app, decorator, asyncext_view_kind, asyncext_callback_mode
-        )
+    def test_abort_reaches_error_handlers(self, asyncext_case: ConformanceCase) -> None:
+        asyncext_case.run()
 
-    def test_context_visible_in_view(
-        self,
-        request: pytest.FixtureRequest,
-        app: Flask,
-        decorator: cabc.Callable[..., t.Any],
-        asyncext_view_kind: str,
-        asyncext_callback_mode: str | None,
-    ) -> None:
-        """``g`` and ``session`` set in a ``before_request`` function, and
-        ``request``, are visible in the view.
-        """
-        self._asyncext_run(
-            request, app, decorator, asyncext_view_kind, asyncext_callback_mode
-        )
+    def test_context_visible_in_view(self, asyncext_case: ConformanceCase) -> None:
+        asyncext_case.run()
 
-    def test_stacks_with_itself(
-        self,
-        request: pytest.FixtureRequest,
-        app: Flask,
-        decorator: cabc.Callable[..., t.Any],
-        asyncext_view_kind: str,
-        asyncext_callback_mode: str | None,
-    ) -> None:
-        """The decorator applied twice still allows and denies correctly."""
-        self._asyncext_run(
-            request, app, decorator, asyncext_view_kind, asyncext_callback_mode
-        )
+    def test_stacks_with_itself(self, asyncext_case: ConformanceCase) -> None:
+        asyncext_case.run()
 
-    def test_stacks_under_wraps_decorator(
-        self,
-        request: pytest.FixtureRequest,
-        app: Flask,
-        decorator: cabc.Callable[..., t.Any],
-        asyncext_view_kind: str,
-        asyncext_callback_mode: str | None,
-    ) -> None:
-        """Below a plain :func:`functools.wraps` decorator, the decorator
-        still allows and denies correctly.
-        """
-        self._asyncext_run(
-            request, app, decorator, asyncext_view_kind, asyncext_callback_mode
-        )
+    def test_stacks_under_wraps_decorator(self, asyncext_case: ConformanceCase) -> None:
+        asyncext_case.run()
 
-    def test_stacks_over_wraps_decorator(
-        self,
-        request: pytest.FixtureRequest,
-        app: Flask,
-        decorator: cabc.Callable[..., t.Any],
-        asyncext_view_kind: str,
-        asyncext_callback_mode: str | None,
-    ) -> None:
-        """Above a plain :func:`functools.wraps` decorator, the decorator
-        still allows and denies correctly.
-        """
-        self._asyncext_run(
-            request, app, decorator, asyncext_view_kind, asyncext_callback_mode
-        )
+    def test_stacks_over_wraps_decorator(self, asyncext_case: ConformanceCase) -> None:
+        asyncext_case.run()
 
-    def test_one_event_loop_per_request(
-        self,
-        request: pytest.FixtureRequest,
-        app: Flask,
-        decorator: cabc.Callable[..., t.Any],
-        asyncext_view_kind: str,
-        asyncext_callback_mode: str | None,
-    ) -> None:
-        """Recommended: a request uses at most one event loop (none for a
-        ``def`` view with sync callbacks), counted as the loops created
-        during the request plus the loop the view ran in.
-        """
-        self._asyncext_run(
-            request, app, decorator, asyncext_view_kind, asyncext_callback_mode
-        )
+    def test_one_event_loop_per_request(self, asyncext_case: ConformanceCase) -> None:
+        asyncext_case.run()
+
+
+def _document(check: Check) -> str:
+    prefix = "Recommended: " if check.level == "recommended" else ""
+    return prefix + check.doc
+
+
+# The tests' docstrings are the checks' own (one source for the docs too).
+for _check in CHECKS.values():
+    vars(DecoratorConformance)[_check.name].__doc__ = _document(_check)
