@@ -8,8 +8,7 @@ import functools
 import inspect
 import typing as t
 
-from flask import current_app
-
+from . import _quart
 from .bridges import _is_awaitable
 from .bridges import _PLAIN_TYPES
 from .bridges import _run_sync
@@ -273,6 +272,7 @@ def async_compatible_decorator(body: DecoratorBody) -> ViewDecorator:
 
     def decorator(view: t.Any, /) -> t.Any:
         _kind(view, culprit, "a view")
+        _quart.install()  # Quart: note its loop, for the worker threads.
 
         if is_async_callable(view):
             return _wrap_async(body, kind, view)
@@ -355,7 +355,8 @@ def after_view(hook: ViewHook) -> ViewDecorator:
     run_hook = _hook_body(hook, "after_view()")
 
     def body(view: _View, /, *args: t.Any, **kwargs: t.Any) -> _Generator:
-        response = current_app.make_response((yield view(*args, **kwargs)))
+        # Quart: its make_response is async, so the result is yielded.
+        response = yield _quart.make_response((yield view(*args, **kwargs)))
         rv = yield from run_hook(response)
         return response if rv is None else rv
 
