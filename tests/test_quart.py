@@ -13,11 +13,15 @@ import collections.abc as cabc
 import concurrent.futures
 import contextvars
 import importlib
+import importlib.util
 import inspect
 import os
+import pathlib
+import runpy
 import subprocess
 import sys
 import threading
+import types
 import typing as t
 
 import pytest
@@ -565,6 +569,52 @@ def test_quart_method_view_decorators_are_async() -> None:
     assert run(fetch(app, "/"))[0] == 401
 
 
+@requires_quart
+def test_quart_imported_late_costs_one_loop_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With nothing connected to Quart's signal yet (Quart imported after
+    every decorator was applied), the first bridge call falls back to a new
+    loop and connects it; the next requests use Quart's loop.
+    """
+    seen: list[str] = []
+
+    async def load() -> str:
+        seen.append(loop_and_thread().split(" thread")[0])
+        return "ok"
+
+    @async_compatible_decorator
+    def body(view: t.Any, /, *args: t.Any, **kwargs: t.Any) -> t.Any:
+        yield load()
+        return (yield view(*args, **kwargs))
+
+    app = make_app()
+
+    @app.get("/")
+    @body
+    def index() -> str:
+        return "ok"
+
+    quart.signals.appcontext_pushed.disconnect(_quart._note_loop)
+    monkeypatch.setattr(_quart, "_installed", False)
+
+    async def main() -> str:
+        for _ in range(3):
+            assert (await fetch(app, "/"))[:2] == (200, "ok")
+
+        return loop_and_thread().split(" thread")[0]
+
+    try:
+        test_loop = run(main())
+    finally:
+        # Connected again by the first call; a second connect does nothing.
+        quart.signals.appcontext_pushed.connect(_quart._note_loop, weak=False)
+
+    assert _quart._installed is True
+    assert seen[0] != test_loop
+    assert seen[1:] == [test_loop, test_loop]
+
+
 # -- the internals, case by case -------------------------------------------
 
 
@@ -687,3 +737,77 @@ def test_after_view_outside_any_app_fails_like_flask() -> None:
 
     with pytest.raises(RuntimeError, match="application context"):
         view()
+
+
+# -- the example the docs include ------------------------------------------
+
+EXAMPLE = pathlib.Path(__file__).parent.parent / "examples" / "quart"
+
+
+@pytest.fixture
+def example(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
+    monkeypatch.syspath_prepend(str(EXAMPLE))
+    monkeypatch.delitem(sys.modules, "token_auth", raising=False)
+    spec = importlib.util.spec_from_file_location("examples_quart", EXAMPLE / "app.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+GOOD = {"Authorization": "Bearer s3cret"}
+BAD = {"Authorization": "Bearer nope"}
+
+
+@pytest.mark.parametrize("path", ["/sync", "/async"])
+def test_example_on_flask(example: types.ModuleType, path: str) -> None:
+    client = example.create_flask_app().test_client()
+    assert client.post(path).status_code == 401
+    assert client.post(path, headers=BAD).status_code == 401
+    response = client.post(path, json={"note": "hi"}, headers=GOOD)
+    assert response.status_code == 200
+    assert (response.json["user"], response.json["note"]) == ("ada", "hi")
+    assert client.post(path, headers=GOOD).json["note"] is None
+
+
+@requires_quart
+@pytest.mark.parametrize("path", ["/sync", "/async"])
+def test_example_on_quart(
+    example: types.ModuleType, loops: LoopCounter, path: str
+) -> None:
+    app = example.create_quart_app()
+
+    async def main() -> tuple[t.Any, ...]:
+        client = app.test_client()
+        denied = await client.post(path)
+        wrong = await client.post(path, headers=BAD)
+        allowed = await client.post(path, json={"note": "hi"}, headers=GOOD)
+        return (
+            denied.status_code,
+            wrong.status_code,
+            allowed.status_code,
+            await allowed.get_json(),
+            threading.get_ident(),
+        )
+
+    created = loops.created
+    denied, wrong, allowed, json, loop_thread = run(main())
+    assert (denied, wrong, allowed) == (401, 401, 200)
+    assert (json["user"], json["note"]) == ("ada", "hi")
+    # A sync view runs in Quart's worker thread, an async one on its loop;
+    # either way the verifier and get_json() ran on Quart's loop, the only one.
+    assert (json["thread"] == loop_thread) == (path == "/async")
+    assert loops.created - created == 1
+
+
+@requires_quart
+def test_example_runs_as_a_script(
+    example: types.ModuleType, capsys: pytest.CaptureFixture[str]
+) -> None:
+    runpy.run_path(str(EXAMPLE / "app.py"), run_name="__main__")
+    assert capsys.readouterr().out.splitlines() == [
+        f"{web} {path} 401 ada"
+        for web in ("flask", "quart")
+        for path in ("/sync", "/async")
+    ]
