@@ -174,10 +174,14 @@ def run_on_app_loop(
     """
     waiter = _Waiter()
     token = _waiter.set(waiter)
+    coroutine = func()
 
     try:
         # The task is made in a copy of this context, waiter included.
-        future = asyncio.run_coroutine_threadsafe(func(), loop)
+        future = asyncio.run_coroutine_threadsafe(coroutine, loop)
+    except BaseException:
+        coroutine.close()
+        raise
     finally:
         _waiter.reset(token)
 

@@ -661,6 +661,19 @@ def test_waiter_passes_exceptions_on() -> None:
     assert [str(e) for e in result] == ["'sync'"]
 
 
+def test_a_closed_loop_is_refused_without_a_warning() -> None:
+    closed = asyncio.new_event_loop()
+    closed.close()
+
+    async def never() -> None:
+        raise AssertionError("never runs")
+
+    with pytest.raises(RuntimeError, match="closed"):
+        _quart.run_on_app_loop(closed, never)
+
+    assert _quart._waiter.get(None) is None
+
+
 @requires_quart
 def test_a_future_done_twice_is_left_alone() -> None:
     async def main() -> tuple[t.Any, t.Any]:

@@ -218,6 +218,40 @@ def test_flask_method_view_costs_a_loop_per_decorator(
         assert len(loop_ids(events)) == 4
 
 
+def test_ensure_sync_recipe_decorators_still_work(
+    app: Flask, loops: LoopCounter, asyncext_shared_loop: t.Any
+) -> None:
+    """A decorator written with Flask's ``current_app.ensure_sync`` recipe
+    (Flask-Login's ``login_required``) makes the view sync again: it works,
+    at the cost of the loop it starts.
+    """
+    from flask import current_app
+
+    events: list[str] = []
+
+    def recipe(view: t.Any) -> t.Any:
+        def wrapper(*args: t.Any, **kwargs: t.Any) -> t.Any:
+            events.append(f"recipe:{inspect.iscoroutinefunction(view)}")
+            return current_app.ensure_sync(view)(*args, **kwargs)
+
+        return wrapper
+
+    stack = [*toolkit_decorators(events), recipe]
+
+    class ItemAPI(MethodView):
+        decorators = stack
+
+        async def get(self, id: int) -> str:
+            return f"get {id} {g.user}"
+
+    app.add_url_rule("/item/<int:id>", view_func=ItemAPI.as_view("item"))
+    response = app.test_client().get("/item/7")
+    assert (response.text, response.headers["X-After"]) == ("get 7 body", "yes")
+    assert events.pop(0) == "recipe:True"
+    assert len(loop_ids(events)) == 1
+    assert loops.created == (0 if asyncext_shared_loop else 1)
+
+
 # -- sync classes ----------------------------------------------------------
 
 
