@@ -77,8 +77,20 @@ def toolkit_decorators(events: list[str]) -> list[t.Any]:
     ]
 
 
+_seen_loops: list[asyncio.AbstractEventLoop] = []
+
+
 def running_loop_id() -> int:
-    return id(asyncio.get_running_loop())
+    """The running loop's id, kept alive so that no later loop reuses it."""
+    loop = asyncio.get_running_loop()
+    _seen_loops.append(loop)
+    return id(loop)
+
+
+@pytest.fixture(autouse=True)
+def _forget_loops() -> cabc.Iterator[None]:
+    yield
+    _seen_loops.clear()
 
 
 def loop_ids(events: list[str]) -> set[str]:
