@@ -18,6 +18,7 @@ from flask import has_app_context
 from flask import Response
 from werkzeug.wrappers import Response as BaseResponse
 
+from . import _quart
 from . import portal as _portal
 from ._compat import iscoroutinefunction
 
@@ -196,6 +197,13 @@ def _bridge(func: cabc.Callable[[], cabc.Coroutine[t.Any, t.Any, T]]) -> T:
     if has_app_context():
         return current_app.ensure_sync(func)()  # type: ignore[no-any-return]
 
+    # --- Quart: from its worker thread, back onto its own loop ---
+    quart_loop = _quart.app_loop()
+
+    if quart_loop is not None:
+        return _quart.run_on_app_loop(quart_loop, func)
+    # --- end Quart ---
+
     return _import_async_to_sync()(func)()  # type: ignore[no-any-return]
 
 
@@ -283,6 +291,8 @@ def ensure_sync(func: cabc.Callable[P, t.Any]) -> cabc.Callable[P, t.Any]:
 
     .. versionadded:: 0.1
     """
+    _quart.install()  # Quart: note its loop, for the worker threads.
+
     if is_async_callable(func):
 
         @_wraps_sync(func)
@@ -387,7 +397,11 @@ def ensure_async(
 
     @functools.wraps(func)
     async def call_in_thread(*args: P.args, **kwargs: P.kwargs) -> t.Any:
-        if asyncio.get_running_loop() in started_by_asgiref:
+        # --- Quart: in the worker thread that waits for this coroutine ---
+        if (quart_waiter := _quart.waiting_thread()) is not None:
+            rv = await quart_waiter.run(func, *args, **kwargs)
+        # --- end Quart ---
+        elif asyncio.get_running_loop() in started_by_asgiref:
             rv = await in_waiting_thread(*args, **kwargs)
         else:
             rv = await in_pool(*args, **kwargs)

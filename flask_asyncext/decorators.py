@@ -8,8 +8,7 @@ import functools
 import inspect
 import typing as t
 
-from flask import current_app
-
+from . import _quart
 from ._signatures import check_arguments
 from ._signatures import signature_of
 from .bridges import _COROUTINE
@@ -349,6 +348,7 @@ def _make_decorator(
     def decorator(view: t.Any, /) -> t.Any:
         _kind(view, culprit, "a view")
         check_arguments(signature, view, checked, takes_view=takes_view)
+        _quart.install()  # Quart: note its loop, for the worker threads.
 
         if is_async_callable(view):
             return _wrap_async(body, kind, view, described)
@@ -441,7 +441,8 @@ def after_view(hook: AfterViewHook) -> ViewDecorator:
             ) from None
 
     def body(view: _View, /, *args: t.Any, **kwargs: t.Any) -> _Generator:
-        response = current_app.make_response((yield view(*args, **kwargs)))
+        # Quart: its make_response is async, so the result is yielded.
+        response = yield _quart.make_response((yield view(*args, **kwargs)))
         rv = yield from run_hook(response)
         return response if rv is None else rv
 

@@ -1,0 +1,826 @@
+"""The toolkit on Quart apps.
+
+Quart is an optional test dependency. Without it the Quart tests are
+skipped, except in the ``quart`` tox env, which sets
+``ASYNCEXT_REQUIRE_QUART=1`` so that a missing Quart fails the run instead.
+The tests at the end, about a process without Quart, always run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections.abc as cabc
+import concurrent.futures
+import contextvars
+import importlib
+import importlib.util
+import inspect
+import os
+import pathlib
+import runpy
+import subprocess
+import sys
+import threading
+import types
+import typing as t
+
+import pytest
+
+from flask_asyncext import _quart
+from flask_asyncext import after_view
+from flask_asyncext import async_compatible_decorator
+from flask_asyncext import before_view
+from flask_asyncext import ensure_async
+from flask_asyncext import ensure_sync
+
+if t.TYPE_CHECKING:
+    from conftest import LoopCounter
+
+
+def _import_quart() -> t.Any:
+    try:
+        return importlib.import_module("quart")
+    except ImportError:
+        if os.environ.get("ASYNCEXT_REQUIRE_QUART", "0") not in ("", "0"):
+            raise
+
+        return None
+
+
+quart: t.Any = _import_quart()
+requires_quart = pytest.mark.skipif(quart is None, reason="Quart is not installed")
+
+
+def run(coro: cabc.Coroutine[t.Any, t.Any, t.Any]) -> t.Any:
+    return asyncio.run(coro)
+
+
+async def fetch(app: t.Any, path: str, **kwargs: t.Any) -> tuple[int, str, t.Any]:
+    response = await app.test_client().get(path, **kwargs)
+    return response.status_code, await response.get_data(as_text=True), response
+
+
+def make_app() -> t.Any:
+    app = quart.Quart(__name__)
+    app.config["TESTING"] = True
+    return app
+
+
+def loop_and_thread() -> str:
+    try:
+        loop = f"loop {id(asyncio.get_running_loop())}"
+    except RuntimeError:
+        loop = "no loop"
+
+    return f"{loop} thread {threading.get_ident()}"
+
+
+# -- every kind of decorator, view and callback ---------------------------
+
+TOKENS = {"good": "ada"}
+
+
+def make_loader(kind: str, events: list[str]) -> t.Callable[[str | None], t.Any]:
+    if kind == "sync":
+
+        def load(token: str | None) -> str | None:
+            events.append(f"loader {loop_and_thread()}")
+            return None if token is None else TOKENS.get(token)
+
+        return load
+
+    async def load_async(token: str | None) -> str | None:
+        events.append(f"loader {loop_and_thread()}")
+        await asyncio.sleep(0)
+        return None if token is None else TOKENS.get(token)
+
+    return load_async
+
+
+def make_guard(kind: str, load: t.Callable[[str | None], t.Any]) -> t.Any:
+    """A token check written as ``kind``: a generator or an async body, or a
+    generator ``before_view`` hook.
+    """
+
+    def token() -> str | None:
+        return quart.request.headers.get("X-Token")  # type: ignore[no-any-return]
+
+    if kind == "generator":
+
+        def gen(view: t.Any, /, *args: t.Any, **kwargs: t.Any) -> t.Any:
+            user = yield load(token())
+
+            if user is None:
+                quart.abort(401)
+
+            quart.g.user = user
+            return (yield view(*args, **kwargs))
+
+        return async_compatible_decorator(gen)
+
+    if kind == "async":
+
+        async def body(view: t.Any, /, *args: t.Any, **kwargs: t.Any) -> t.Any:
+            user = load(token())
+
+            if inspect.isawaitable(user):
+                user = await user
+
+            if user is None:
+                quart.abort(401)
+
+            quart.g.user = user
+            return await view(*args, **kwargs)
+
+        return async_compatible_decorator(body)
+
+    def hook(*args: t.Any, **kwargs: t.Any) -> t.Any:
+        user = yield load(token())
+
+        if user is None:
+            quart.abort(401)
+
+        quart.g.user = user
+
+    return before_view(hook)
+
+
+GUARD_KINDS = ["generator", "async", "before_view"]
+
+
+@requires_quart
+@pytest.mark.parametrize("token", ["good", "bad", None])
+@pytest.mark.parametrize("loader_kind", ["sync", "async"])
+@pytest.mark.parametrize("view_kind", ["sync", "async"])
+@pytest.mark.parametrize("guard_kind", GUARD_KINDS)
+def test_guard_allows_and_denies(
+    guard_kind: str, view_kind: str, loader_kind: str, token: str | None
+) -> None:
+    events: list[str] = []
+    guard = make_guard(guard_kind, make_loader(loader_kind, events))
+    app = make_app()
+
+    if view_kind == "sync":
+
+        @app.get("/")
+        @guard
+        def index() -> str:
+            events.append("view")
+            return f"hello {quart.g.user}"
+
+    else:
+
+        @app.get("/")
+        @guard
+        async def index() -> str:
+            events.append("view")
+            return f"hello {quart.g.user}"
+
+    assert inspect.iscoroutinefunction(app.view_functions["index"]) == (
+        view_kind == "async"
+    )
+    headers = {} if token is None else {"X-Token": token}
+    status, text, _ = run(fetch(app, "/", headers=headers))
+
+    if token == "good":
+        assert (status, text) == (200, "hello ada")
+        assert events.count("view") == 1
+    else:
+        assert status == 401
+        assert "view" not in events
+
+
+@requires_quart
+@pytest.mark.parametrize("view_kind", ["sync", "async"])
+def test_plain_body(view_kind: str) -> None:
+    events: list[str] = []
+
+    @async_compatible_decorator
+    def tag(view: t.Any, /, *args: t.Any, **kwargs: t.Any) -> t.Any:
+        events.append(f"body {loop_and_thread()}")
+        return view(*args, **kwargs)
+
+    app = make_app()
+
+    if view_kind == "sync":
+
+        @app.get("/<int:id>")
+        @tag
+        def index(id: int) -> str:
+            return f"item {id}"
+
+    else:
+
+        @app.get("/<int:id>")
+        @tag
+        async def index(id: int) -> str:
+            return f"item {id}"
+
+    assert run(fetch(app, "/4"))[:2] == (200, "item 4")
+    assert len(events) == 1
+
+
+@requires_quart
+@pytest.mark.parametrize("hook_kind", ["sync", "async", "generator"])
+@pytest.mark.parametrize("view_kind", ["sync", "async"])
+def test_after_view_gets_a_quart_response(view_kind: str, hook_kind: str) -> None:
+    seen: list[t.Any] = []
+
+    async def stamp() -> str:
+        return "stamped"
+
+    if hook_kind == "sync":
+
+        def hook(response: t.Any) -> None:
+            seen.append(response)
+            response.headers["X-Stamp"] = "sync"
+
+    elif hook_kind == "async":
+
+        async def hook(response: t.Any) -> None:
+            seen.append(response)
+            response.headers["X-Stamp"] = await stamp()
+
+    else:
+
+        def hook(response: t.Any) -> t.Any:
+            seen.append(response)
+            response.headers["X-Stamp"] = yield stamp()
+
+    app = make_app()
+
+    if view_kind == "sync":
+
+        @app.get("/")
+        @after_view(hook)
+        def index() -> tuple[str, int]:
+            return "made", 201
+
+    else:
+
+        @app.get("/")
+        @after_view(hook)
+        async def index() -> tuple[str, int]:
+            return "made", 201
+
+    status, text, response = run(fetch(app, "/"))
+    assert (status, text) == (201, "made")
+    assert response.headers["X-Stamp"] in ("sync", "stamped")
+    assert isinstance(seen[0], quart.Response)
+
+
+@requires_quart
+def test_after_view_hook_can_replace_the_response() -> None:
+    app = make_app()
+
+    @app.get("/")
+    @after_view(lambda response: ("replaced", 202))
+    def index() -> str:
+        return "original"
+
+    assert run(fetch(app, "/"))[:2] == (202, "replaced")
+
+
+# -- Quart's own loop, no other --------------------------------------------
+
+
+@requires_quart
+@pytest.mark.parametrize("view_kind", ["sync", "async"])
+def test_three_decorators_stay_on_quarts_loop(
+    loops: LoopCounter, view_kind: str
+) -> None:
+    events: list[str] = []
+
+    async def load(name: str) -> str:
+        events.append(f"{name} {loop_and_thread()}")
+        return name
+
+    @async_compatible_decorator
+    def gen_body(view: t.Any, /, *args: t.Any, **kwargs: t.Any) -> t.Any:
+        assert (yield load("body")) == "body"
+        return (yield view(*args, **kwargs))
+
+    async def before(*args: t.Any, **kwargs: t.Any) -> None:
+        await load("before")
+
+    async def after(response: t.Any) -> None:
+        await load("after")
+
+    decorators = [before_view(before), gen_body, after_view(after)]
+
+    def view() -> str:
+        events.append(f"view {loop_and_thread()}")
+        return "ok"
+
+    async def async_view() -> str:
+        events.append(f"view {loop_and_thread()}")
+        return "ok"
+
+    impl: t.Any = view if view_kind == "sync" else async_view
+
+    for decorator in decorators:
+        impl = decorator(impl)
+
+    app = make_app()
+    app.add_url_rule("/", "index", impl)
+
+    async def main() -> str:
+        assert (await fetch(app, "/"))[:2] == (200, "ok")
+        return loop_and_thread()
+
+    created = loops.created
+    test_loop = run(main())
+    # The loop asyncio.run made is Quart's loop: nothing else was started.
+    assert loops.created - created == 1
+    checks = [e.split(" ", 1)[1] for e in events if not e.startswith("view")]
+    assert len(checks) == 3
+    assert set(checks) == {test_loop}
+    view_event = next(e for e in events if e.startswith("view"))
+
+    if view_kind == "sync":
+        # In Quart's worker thread, with no loop of its own.
+        assert view_event.startswith("view no loop thread ")
+        assert view_event != f"view no loop thread {threading.get_ident()}"
+    else:
+        assert view_event == f"view {test_loop}"
+
+
+@requires_quart
+def test_yielded_awaitables_see_quarts_request_and_context() -> None:
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("var")
+
+    async def read() -> tuple[str, str, t.Any]:
+        return quart.request.path, var.get(), await quart.request.get_json()
+
+    @async_compatible_decorator
+    def body(view: t.Any, /, *args: t.Any, **kwargs: t.Any) -> t.Any:
+        var.set("set in the worker thread")
+        quart.g.seen = yield read()
+        return (yield view(*args, **kwargs))
+
+    app = make_app()
+
+    @app.post("/json")
+    @body
+    def index() -> dict[str, t.Any]:
+        path, value, json = quart.g.seen
+        return {"path": path, "var": value, "json": json}
+
+    async def main() -> t.Any:
+        response = await app.test_client().post("/json", json={"a": 1})
+        return await response.get_json()
+
+    assert run(main()) == {
+        "path": "/json",
+        "var": "set in the worker thread",
+        "json": {"a": 1},
+    }
+
+
+@requires_quart
+def test_exceptions_are_thrown_into_the_body() -> None:
+    events: list[str] = []
+
+    async def fail() -> None:
+        raise LookupError("no such user")
+
+    @async_compatible_decorator
+    def body(view: t.Any, /, *args: t.Any, **kwargs: t.Any) -> t.Any:
+        try:
+            yield fail()
+        except LookupError as e:
+            events.append(str(e))
+            quart.abort(403)
+        finally:
+            events.append("finally")
+
+    app = make_app()
+
+    @app.get("/")
+    @body
+    def index() -> str:
+        return "never"
+
+    assert run(fetch(app, "/"))[0] == 403
+    assert events == ["no such user", "finally"]
+
+
+@requires_quart
+def test_async_body_on_sync_view_uses_the_waiting_thread() -> None:
+    """The sync view behind an async body runs in the worker thread that
+    waits for the body: with one worker thread, a second one would never
+    come.
+    """
+    threads: list[int] = []
+
+    @async_compatible_decorator
+    async def body(view: t.Any, /, *args: t.Any, **kwargs: t.Any) -> t.Any:
+        threads.append(threading.get_ident())
+        return await view(*args, **kwargs)
+
+    def outer(view: t.Any) -> t.Any:
+        def wrapper(*args: t.Any, **kwargs: t.Any) -> t.Any:
+            threads.append(threading.get_ident())
+            return view(*args, **kwargs)
+
+        return wrapper
+
+    app = make_app()
+
+    @app.get("/")
+    @outer
+    @body
+    def index() -> str:
+        threads.append(threading.get_ident())
+        return f"view {quart.request.path}"
+
+    async def main() -> tuple[t.Any, ...]:
+        loop = asyncio.get_running_loop()
+        loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(1))
+        first = await asyncio.wait_for(fetch(app, "/"), timeout=30)
+        second = await asyncio.wait_for(fetch(app, "/"), timeout=30)
+        return first[:2], second[:2], threading.get_ident()
+
+    first, second, main_thread = run(main())
+    assert first == second == (200, "view /")
+    worker, on_loop, view_thread = threads[:3]
+    assert on_loop == main_thread
+    assert view_thread == worker != main_thread
+
+
+@requires_quart
+def test_ensure_sync_in_a_sync_view_uses_quarts_loop(loops: LoopCounter) -> None:
+    seen: list[str] = []
+
+    async def callback(x: int) -> int:
+        seen.append(loop_and_thread())
+        return x * 2
+
+    app = make_app()
+
+    @app.get("/")
+    def index() -> str:
+        return str(ensure_sync(callback)(21))
+
+    async def main() -> tuple[str, str]:
+        return (await fetch(app, "/"))[1], loop_and_thread()
+
+    created = loops.created
+    text, test_loop = run(main())
+    assert text == "42"
+    assert seen == [test_loop]
+    assert loops.created - created == 1
+
+
+@requires_quart
+def test_ensure_sync_in_an_async_view_points_to_maybe_await() -> None:
+    async def callback() -> int:
+        return 1
+
+    app = make_app()
+    errors: list[str] = []
+
+    @app.get("/")
+    async def index() -> str:
+        try:
+            ensure_sync(callback)()
+        except RuntimeError as e:
+            errors.append(str(e))
+
+        return "done"
+
+    assert run(fetch(app, "/"))[:2] == (200, "done")
+    assert len(errors) == 1
+    assert "maybe_await" in errors[0]
+
+
+@requires_quart
+def test_ensure_async_thread_in_an_async_view() -> None:
+    def blocking() -> t.Any:
+        def stream() -> cabc.Iterator[str]:
+            yield "chunk"
+
+        return quart.request.path, threading.get_ident(), stream()
+
+    app = make_app()
+
+    @app.get("/path")
+    async def index() -> dict[str, t.Any]:
+        path, thread, rv = await ensure_async(blocking, thread=True)()
+        return {
+            "path": path,
+            "off_loop": thread != threading.get_ident(),
+            # A generator is a value like any other: it passes through.
+            "generator": inspect.isgenerator(rv),
+        }
+
+    async def main() -> t.Any:
+        response = await app.test_client().get("/path")
+        return await response.get_json()
+
+    assert run(main()) == {"path": "/path", "off_loop": True, "generator": True}
+
+
+@requires_quart
+def test_sync_hooks_of_quart_can_bridge() -> None:
+    """Quart runs sync ``before_request`` functions in its worker threads
+    too: the bridge takes them back to Quart's loop.
+    """
+    seen: list[str] = []
+
+    async def load() -> str:
+        seen.append(loop_and_thread())
+        return "loaded"
+
+    app = make_app()
+
+    @app.before_request
+    def before() -> None:
+        quart.g.value = ensure_sync(load)()
+
+    @app.get("/")
+    async def index() -> str:
+        return str(quart.g.value)
+
+    async def main() -> tuple[str, str]:
+        return (await fetch(app, "/"))[1], loop_and_thread()
+
+    text, test_loop = run(main())
+    assert text == "loaded"
+    assert seen == [test_loop]
+
+
+@requires_quart
+def test_quart_method_view_decorators_are_async() -> None:
+    from quart.views import MethodView
+
+    events: list[str] = []
+    guard = make_guard("generator", make_loader("async", events))
+
+    class Api(MethodView):
+        decorators = [guard]  # noqa: RUF012
+
+        async def get(self) -> str:
+            return f"hi {quart.g.user}"
+
+    app = make_app()
+    app.add_url_rule("/", view_func=Api.as_view("api"))
+    assert run(fetch(app, "/", headers={"X-Token": "good"}))[:2] == (200, "hi ada")
+    assert run(fetch(app, "/"))[0] == 401
+
+
+@requires_quart
+def test_quart_imported_late_costs_one_loop_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With nothing connected to Quart's signal yet (Quart imported after
+    every decorator was applied), the first bridge call falls back to a new
+    loop and connects it; the next requests use Quart's loop.
+    """
+    seen: list[str] = []
+
+    async def load() -> str:
+        seen.append(loop_and_thread().split(" thread")[0])
+        return "ok"
+
+    @async_compatible_decorator
+    def body(view: t.Any, /, *args: t.Any, **kwargs: t.Any) -> t.Any:
+        yield load()
+        return (yield view(*args, **kwargs))
+
+    app = make_app()
+
+    @app.get("/")
+    @body
+    def index() -> str:
+        return "ok"
+
+    quart.signals.appcontext_pushed.disconnect(_quart._note_loop)
+    monkeypatch.setattr(_quart, "_installed", False)
+
+    async def main() -> str:
+        for _ in range(3):
+            assert (await fetch(app, "/"))[:2] == (200, "ok")
+
+        return loop_and_thread().split(" thread")[0]
+
+    try:
+        test_loop = run(main())
+    finally:
+        # Connected again by the first call; a second connect does nothing.
+        quart.signals.appcontext_pushed.connect(_quart._note_loop, weak=False)
+
+    assert _quart._installed is True
+    assert seen[0] != test_loop
+    assert seen[1:] == [test_loop, test_loop]
+
+
+# -- the internals, case by case -------------------------------------------
+
+
+@requires_quart
+def test_waiter_after_it_stopped_waiting_uses_another_thread() -> None:
+    waiter = _quart._Waiter()
+    waiter.close()
+
+    async def main() -> tuple[int, int]:
+        return await waiter.run(threading.get_ident), threading.get_ident()
+
+    thread, main_thread = run(main())
+    assert thread != main_thread
+
+
+@requires_quart
+def test_waiter_passes_exceptions_on() -> None:
+    waiter = _quart._Waiter()
+
+    def fail() -> None:
+        raise KeyError("sync")
+
+    async def main() -> None:
+        await waiter.run(fail)
+
+    result: list[BaseException] = []
+
+    def wait() -> None:
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(target=loop.run_forever)
+        thread.start()
+
+        try:
+            future = asyncio.run_coroutine_threadsafe(main(), loop)
+            waiter.wait(future)
+        except KeyError as e:
+            result.append(e)
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join()
+            loop.close()
+
+    wait()
+    assert [str(e) for e in result] == ["'sync'"]
+
+
+def test_a_closed_loop_is_refused_without_a_warning() -> None:
+    closed = asyncio.new_event_loop()
+    closed.close()
+
+    async def never() -> None:
+        raise AssertionError("never runs")
+
+    with pytest.raises(RuntimeError, match="closed"):
+        _quart.run_on_app_loop(closed, never)
+
+    assert _quart._waiter.get(None) is None
+
+
+@requires_quart
+def test_a_future_done_twice_is_left_alone() -> None:
+    async def main() -> tuple[t.Any, t.Any]:
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+        done.set_result("first")
+        _quart._set_result(done, "second")
+        failed = loop.create_future()
+        failed.set_result("first")
+        _quart._set_exception(failed, KeyError())
+        return done.result(), failed.result()
+
+    assert run(main()) == ("first", "first")
+
+
+@requires_quart
+def test_app_loop_needs_a_running_loop_and_a_quart_app() -> None:
+    async def main() -> tuple[t.Any, ...]:
+        loop = asyncio.get_running_loop()
+        token = _quart._app_loop.set(loop)
+
+        try:
+            without_app = _quart.app_loop()
+
+            async with make_app().app_context():
+                with_app = _quart.app_loop()
+        finally:
+            _quart._app_loop.reset(token)
+
+        return without_app, with_app is loop
+
+    assert run(main()) == (None, True)
+    stopped = asyncio.new_event_loop()
+
+    try:
+        token = _quart._app_loop.set(stopped)
+        assert _quart.app_loop() is None
+        _quart._app_loop.reset(token)
+    finally:
+        stopped.close()
+
+
+# -- without Quart ---------------------------------------------------------
+
+
+def test_package_never_imports_quart() -> None:
+    code = (
+        "import sys, flask_asyncext, flask_asyncext.views;"
+        " from flask import Flask;"
+        " from flask_asyncext import after_view, ensure_sync;"
+        " app = Flask(__name__);"
+        " app.get('/')(after_view(lambda r: None)(lambda: 'ok'));"
+        " assert app.test_client().get('/').text == 'ok';"
+        " assert ensure_sync(lambda: 1)() == 1;"
+        " assert not [m for m in sys.modules if m.split('.')[0] == 'quart'], 'quart'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_without_quart_the_helpers_do_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("quart.signals", "quart.globals"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+
+    monkeypatch.setattr(_quart, "_installed", False)
+    _quart.install()
+    assert _quart._installed is False
+    assert _quart.current_app() is None
+    assert _quart.app_loop() is None
+    assert _quart.waiting_thread() is None
+
+
+def test_after_view_outside_any_app_fails_like_flask() -> None:
+    view = after_view(lambda response: None)(lambda: "ok")
+
+    with pytest.raises(RuntimeError, match="application context"):
+        view()
+
+
+# -- the example the docs include ------------------------------------------
+
+EXAMPLE = pathlib.Path(__file__).parent.parent / "examples" / "quart"
+
+
+@pytest.fixture
+def example(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
+    monkeypatch.syspath_prepend(str(EXAMPLE))
+    monkeypatch.delitem(sys.modules, "token_auth", raising=False)
+    spec = importlib.util.spec_from_file_location("examples_quart", EXAMPLE / "app.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+GOOD = {"Authorization": "Bearer s3cret"}
+BAD = {"Authorization": "Bearer nope"}
+
+
+@pytest.mark.parametrize("path", ["/sync", "/async"])
+def test_example_on_flask(example: types.ModuleType, path: str) -> None:
+    client = example.create_flask_app().test_client()
+    assert client.post(path).status_code == 401
+    assert client.post(path, headers=BAD).status_code == 401
+    response = client.post(path, json={"note": "hi"}, headers=GOOD)
+    assert response.status_code == 200
+    assert (response.json["user"], response.json["note"]) == ("ada", "hi")
+    assert client.post(path, headers=GOOD).json["note"] is None
+
+
+@requires_quart
+@pytest.mark.parametrize("path", ["/sync", "/async"])
+def test_example_on_quart(
+    example: types.ModuleType, loops: LoopCounter, path: str
+) -> None:
+    app = example.create_quart_app()
+
+    async def main() -> tuple[t.Any, ...]:
+        client = app.test_client()
+        denied = await client.post(path)
+        wrong = await client.post(path, headers=BAD)
+        allowed = await client.post(path, json={"note": "hi"}, headers=GOOD)
+        return (
+            denied.status_code,
+            wrong.status_code,
+            allowed.status_code,
+            await allowed.get_json(),
+            threading.get_ident(),
+        )
+
+    created = loops.created
+    denied, wrong, allowed, json, loop_thread = run(main())
+    assert (denied, wrong, allowed) == (401, 401, 200)
+    assert (json["user"], json["note"]) == ("ada", "hi")
+    # A sync view runs in Quart's worker thread, an async one on its loop;
+    # either way the verifier and get_json() ran on Quart's loop, the only one.
+    assert (json["thread"] == loop_thread) == (path == "/async")
+    assert loops.created - created == 1
+
+
+@requires_quart
+def test_example_runs_as_a_script(
+    example: types.ModuleType, capsys: pytest.CaptureFixture[str]
+) -> None:
+    runpy.run_path(str(EXAMPLE / "app.py"), run_name="__main__")
+    assert capsys.readouterr().out.splitlines() == [
+        f"{web} {path} 401 ada"
+        for web in ("flask", "quart")
+        for path in ("/sync", "/async")
+    ]
