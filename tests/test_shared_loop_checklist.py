@@ -21,8 +21,8 @@ from flask_asyncext.shared_loop import SharedLoop
 
 pytest.importorskip("sqlalchemy")
 
-from sqlalchemy.orm import scoped_session  # noqa: E402
-from sqlalchemy.orm import sessionmaker  # noqa: E402
+from sqlalchemy.orm import scoped_session
+from sqlalchemy.orm import sessionmaker
 
 PATIENCE = 30
 EXAMPLES = pathlib.Path(__file__).parent.parent / "examples" / "shared_loop"
