@@ -13,9 +13,7 @@ import os
 import socket
 import subprocess
 import sys
-import textwrap
 import time
-import typing as t
 
 import pytest
 
@@ -27,39 +25,8 @@ PATIENCE = 60
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONCURRENT = 20
 
-#: The app both servers serve: each request awaits on the shared loop, and
-#: reports the loop it ran on and whether the loop is the one of its process.
-APP = """
-    import gevent.monkey
-
-    gevent.monkey.patch_all()
-
-    import asyncio
-    import os
-
-    from flask import Flask
-    from flask import request
-
-    from flask_asyncext.shared_loop import SharedLoop
-
-    app = Flask(__name__)
-    shared_loop = SharedLoop(app)
-    inside = 0
-    most = 0
-
-    @app.get("/<int:n>")
-    async def view(n):
-        global inside, most
-        inside += 1
-        most = max(most, inside)
-        await asyncio.sleep(0.2)  # the other requests run meanwhile
-        inside -= 1
-        return f"{n} {id(asyncio.get_running_loop())} {os.getpid()}"
-
-    @app.get("/most")
-    def most_inside():
-        return str(most)
-"""
+#: The app both servers serve (the recipe the docs include).
+EXAMPLES = os.path.join(ROOT, "examples", "shared_loop")
 
 
 def free_port() -> int:
@@ -104,22 +71,20 @@ def check(results: list[tuple[int, str]], port: int) -> None:
     # One process, one loop, every request on it.
     assert len({(loop, pid) for _, loop, pid in bodies}) == 1
     # The requests overlapped on the loop (they did not queue one by one).
-    status, most = get(port, "/most")
+    status, most = get(port, "/most-in-flight")
     assert status == 200
     assert int(most) > 1
 
 
-@pytest.fixture
-def app_dir(tmp_path: t.Any) -> t.Any:
-    (tmp_path / "gevent_app.py").write_text(textwrap.dedent(APP))
-    return tmp_path
-
-
-def start(command: list[str], cwd: t.Any) -> subprocess.Popen[str]:
+def start(command: list[str], port: int) -> subprocess.Popen[str]:
     return subprocess.Popen(
         command,
-        cwd=cwd,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(cwd), ROOT])},
+        cwd=EXAMPLES,
+        env={
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([EXAMPLES, ROOT]),
+            "PORT": str(port),
+        },
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -136,18 +101,9 @@ def stop(process: subprocess.Popen[str]) -> str:
     return stderr
 
 
-def test_gevent_pywsgi(app_dir: t.Any) -> None:
+def test_gevent_pywsgi() -> None:
     port = free_port()
-    server = start(
-        [
-            sys.executable,
-            "-c",
-            "import gevent_app, gevent.pywsgi;"
-            f"gevent.pywsgi.WSGIServer(('127.0.0.1', {port}), gevent_app.app,"
-            " log=None).serve_forever()",
-        ],
-        app_dir,
-    )
+    server = start([sys.executable, "gevent_app.py"], port)
     try:
         wait_for_port(port, server)
         check(hammer(port), port)
@@ -157,7 +113,7 @@ def test_gevent_pywsgi(app_dir: t.Any) -> None:
     assert "Traceback" not in stderr, stderr
 
 
-def test_gunicorn_gevent_worker(app_dir: t.Any) -> None:
+def test_gunicorn_gevent_worker() -> None:
     pytest.importorskip("gunicorn")
     port = free_port()
     server = start(
@@ -175,7 +131,7 @@ def test_gunicorn_gevent_worker(app_dir: t.Any) -> None:
             "5",
             "gevent_app:app",
         ],
-        app_dir,
+        port,
     )
     try:
         wait_for_port(port, server)
