@@ -5,6 +5,7 @@ include: loop-bound objects made per process survive a real ``os.fork()``.
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import pathlib
 import sys
@@ -128,3 +129,30 @@ def test_gunicorn_conf_closes_the_loop(
     conf.worker_exit(None, None)
     assert loop.is_closed()
     assert (conf.worker_class, conf.threads) == ("gthread", 8)
+
+
+@pytest.fixture
+def features() -> t.Iterator[types.ModuleType]:
+    module = load("features")
+    yield module
+    module.shared_loop.close()
+
+
+def test_background_task_and_sync_code(features: types.ModuleType) -> None:
+    client = features.create_app().test_client()
+    assert client.post("/signup/ada@example.com").text == "welcome"
+    assert features.shared_loop.wait_tasks(PATIENCE) is True
+    assert features.sent == ["ada@example.com"]
+    assert client.get("/user/7").text == "user 7"
+
+
+def test_blocking_view_is_reported(
+    features: types.ModuleType, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = features.create_app().test_client()
+    with caplog.at_level(logging.WARNING, logger="flask_asyncext.shared_loop"):
+        assert client.get("/report").text == "done"
+    (record,) = caplog.records
+    message = record.getMessage()
+    assert "report()" in message  # its qualified name on Python >= 3.11
+    assert "time.sleep(1)" in message
