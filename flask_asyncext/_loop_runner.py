@@ -681,6 +681,8 @@ class Watchdog:
         self.threshold = threshold
         self.beat = time.monotonic()
         self.quiet_until = 0.0
+        #: The heartbeat last reported late.
+        self.reported: float | None = None
         self.stopped = threading.Event()
         owner.loop.call_soon_threadsafe(self.heartbeat)
         self.thread = threading.Thread(
@@ -699,23 +701,29 @@ class Watchdog:
         self.stopped.set()
 
     def watch(self) -> None:
-        reported = None
-
         while not self.stopped.wait(self.threshold / 2):
-            beat = self.beat
-            now = time.monotonic()
-            held = now - beat
+            self.check()
 
-            if held > self.threshold and beat != reported and now >= self.quiet_until:
-                frame = sys._current_frames().get(self.owner.thread.ident or 0)
+    def check(self) -> bool:
+        """Warn if the loop is held now; return whether a warning was logged."""
+        beat = self.beat
+        now = time.monotonic()
+        held = now - beat
 
-                # Waiting for I/O in the selector is not holding the loop: the
-                # heartbeat is late because the machine is busy.
-                if frame is not None and frame.f_globals.get("__name__") != "selectors":
-                    reported = beat
-                    self.quiet_until = now + WARNING_INTERVAL
-                    self.warn(held, frame)
-                    del frame
+        if held <= self.threshold or beat == self.reported or now < self.quiet_until:
+            return False
+
+        frame = sys._current_frames().get(self.owner.thread.ident or 0)
+
+        # Waiting for I/O in the selector is not holding the loop: the
+        # heartbeat is late because the machine is busy.
+        if frame is None or frame.f_globals.get("__name__") == "selectors":
+            return False
+
+        self.reported = beat
+        self.quiet_until = now + WARNING_INTERVAL
+        self.warn(held, frame)
+        return True
 
     def warn(self, held: float, frame: types.FrameType) -> None:
         # The innermost coroutine on the loop thread's stack, and the line

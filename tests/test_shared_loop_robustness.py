@@ -501,3 +501,176 @@ def test_exit_is_bounded_by_default() -> None:
     exit_timeout, duration = exit_duration("")
     assert exit_timeout == 5.0  # the documented default
     assert exit_timeout <= duration < exit_timeout + PATIENCE
+
+
+def test_blocking_warning_names_the_coroutine_calling_sync_code(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    runner = SharedLoop(blocking_warning=0.1)
+
+    def legacy() -> None:
+        time.sleep(0.5)
+
+    async def calls_legacy() -> None:
+        legacy()
+
+    try:
+        with caplog.at_level(logging.WARNING, logger="flask_asyncext.shared_loop"):
+            bounded(runner.async_to_sync(calls_legacy))
+    finally:
+        runner.close()
+    (record,) = caplog.records
+    message = record.getMessage()
+    assert "calls_legacy()" in message  # the coroutine...
+    assert "time.sleep(0.5)" in message  # ...and the line it is held at
+
+
+def test_blocking_warning_for_a_callback(caplog: pytest.LogCaptureFixture) -> None:
+    runner = SharedLoop(blocking_warning=0.1)
+    done = threading.Event()
+
+    def callback() -> None:
+        time.sleep(0.5)
+        done.set()
+
+    try:
+        with caplog.at_level(logging.WARNING, logger="flask_asyncext.shared_loop"):
+            runner.loop.call_soon_threadsafe(callback)
+            assert done.wait(PATIENCE)
+            bounded(runner.async_to_sync(answer))
+    finally:
+        runner.close()
+    (record,) = caplog.records
+    assert "held for" in record.getMessage()
+    assert "by a callback" in record.getMessage()
+
+
+def test_blocking_warning_ignores_an_idle_loop(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A late heartbeat while the loop waits for I/O (a busy machine) is not
+    reported; nor is anything once the loop's thread has ended.
+    """
+    runner = SharedLoop(blocking_warning=PATIENCE)  # the watchdog stays asleep
+    owner = runner._current or runner._start()
+    watchdog = owner.watchdog
+    assert watchdog is not None
+    with caplog.at_level(logging.WARNING, logger="flask_asyncext.shared_loop"):
+        for _ in range(PATIENCE * 100):  # until the loop thread waits for I/O
+            watchdog.beat = time.monotonic() - 2 * PATIENCE
+            if not watchdog.check():
+                break
+            watchdog.reported = watchdog.quiet_until = 0  # pragma: no cover
+            time.sleep(0.01)  # pragma: no cover
+        runner.close()
+        watchdog.beat = time.monotonic() - 2 * PATIENCE
+        assert not watchdog.check()
+        # A fresh heartbeat is not reported either.
+        watchdog.beat = time.monotonic()
+        assert not watchdog.check()
+    assert not caplog.records
+
+
+# --- the machinery's corners --------------------------------------------------
+
+
+def test_thread_sensitive_work_after_its_request_runs_in_a_fallback_thread(
+    runner: SharedLoop,
+) -> None:
+    """A background task inherits its request's context, so its
+    thread-sensitive sync work names the request's thread, which is gone by
+    then: that work runs in the loop's fallback thread instead.
+    """
+    from asgiref.sync import sync_to_async
+
+    threads: list[str] = []
+    finished = threading.Event()
+
+    async def later() -> None:
+        await asyncio.sleep(0.05)  # the request has returned by now
+        await sync_to_async(lambda: threads.append(threading.current_thread().name))()
+        await sync_to_async(lambda: threads.append(threading.current_thread().name))()
+        finished.set()
+
+    async def view() -> None:
+        asyncio.create_task(later())  # noqa: RUF006
+
+    bounded(runner.async_to_sync(view))
+    assert finished.wait(PATIENCE)
+    assert len(threads) == 2
+    assert set(threads) == {"flask-asyncext-shared-loop-sync_0"}
+
+
+def test_runs_without_asgiref() -> None:
+    result = run_script(
+        """
+        import sys
+        sys.modules["asgiref"] = sys.modules["asgiref.sync"] = None
+        import asyncio
+        from flask_asyncext.shared_loop import SharedLoop
+
+        runner = SharedLoop()
+
+        async def work():
+            await asyncio.sleep(0)
+            return "ok"
+
+        print(runner.async_to_sync(work)())
+        runner.close()
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "ok\n"
+
+
+def test_pool_refuses_work_after_shutdown_and_cancels_queued_work() -> None:
+    from flask_asyncext._loop_runner import Pool
+
+    pool = Pool(max_workers=1)
+    release = threading.Event()
+    busy = pool.submit(release.wait, PATIENCE)
+    queued = pool.submit(lambda: "never")
+    pool.shutdown(wait=False, cancel_futures=True)
+    assert queued.cancelled()
+    with pytest.raises(RuntimeError, match="after shutdown"):
+        pool.submit(lambda: None)
+    pool.shutdown(wait=False, cancel_futures=True)  # again: nothing left
+    release.set()
+    assert busy.result(PATIENCE) is True
+    # An idle worker is joined.
+    idle = Pool(max_workers=1)
+    assert idle.submit(lambda: 1).result(PATIENCE) == 1
+    assert len(idle.threads) == 1
+    idle.shutdown(wait=True)
+    assert not idle.threads
+
+
+def test_task_factory_returning_a_finished_task_is_not_tracked(
+    runner: SharedLoop,
+) -> None:
+    async def start() -> bool:
+        loop = asyncio.get_running_loop()
+        finished = loop.create_future()
+        finished.set_result(None)
+
+        def factory(loop: asyncio.AbstractEventLoop, coro: t.Any, **kw: t.Any) -> t.Any:
+            coro.close()  # as if it ran to completion at once (eagerly)
+            return finished
+
+        loop.set_task_factory(factory)
+        try:
+            task = asyncio.create_task(answer())
+        finally:
+            loop.set_task_factory(None)
+        return task is finished and task not in runner._current.tasks  # type: ignore[union-attr]
+
+    assert bounded(runner.async_to_sync(start)) is True
+
+
+def test_shut_down_is_started_once(runner: SharedLoop) -> None:
+    owner = runner._current or runner._start()
+    runner._current = None
+    owner.loop.call_soon_threadsafe(owner.begin_shut_down, PATIENCE)
+    owner.loop.call_soon_threadsafe(owner.begin_shut_down, PATIENCE)
+    assert owner.released.wait(PATIENCE)
+    assert owner.loop.is_closed()
