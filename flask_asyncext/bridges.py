@@ -18,6 +18,7 @@ from flask import has_app_context
 from flask import Response
 from werkzeug.wrappers import Response as BaseResponse
 
+from . import portal as _portal
 from ._compat import iscoroutinefunction
 
 P = t.ParamSpec("P")
@@ -130,11 +131,13 @@ def _import_async_to_sync() -> t.Callable[..., t.Any]:
 
 
 def _refuse_in_loop(culprit: object) -> None:
-    if asyncio.events._get_running_loop() is not None:
+    if asyncio.events._get_running_loop() is not None and not _portal.has_portal():
         raise RuntimeError(
             f"Cannot wait for {culprit!r} synchronously: this thread is running an"
             " event loop, which would deadlock. In async code, await the result"
-            " instead, for example 'await flask_asyncext.maybe_await(value)'."
+            " instead, for example 'await flask_asyncext.maybe_await(value)'. For"
+            " sync code called from an async view, see"
+            " flask_asyncext.portal.SyncPortal."
         )
 
 
@@ -151,8 +154,12 @@ def _discard(awaitable: object) -> None:
 
 def _bridge(func: cabc.Callable[[], cabc.Coroutine[t.Any, t.Any, T]]) -> T:
     """Run a coroutine function with no arguments to completion from sync
-    code, through the app's own bridge when an app context is active.
+    code, through the app's own bridge when an app context is active, or
+    through the portal that runs this code (no bridge can run there).
     """
+    if _portal.has_portal():
+        return _portal.await_(func())
+
     if has_app_context():
         return current_app.ensure_sync(func)()  # type: ignore[no-any-return]
 
