@@ -10,18 +10,24 @@ import typing as t
 
 from flask import current_app
 
-from .bridges import _is_awaitable
+from .bridges import _GENERATOR
 from .bridges import _PLAIN_TYPES
-from .bridges import _run_sync
 from .bridges import _wraps_sync
 from .bridges import ensure_async
 from .bridges import ensure_sync
 from .bridges import is_async_callable
+from .generators import _drive_async
+from .generators import _drive_sync
+from .generators import _refuse
+from .generators import _settle_async
+from .generators import _settle_sync
+from .generators import _streams
 
 if t.TYPE_CHECKING:
+    from .typing import AfterViewHook
+    from .typing import BeforeViewHook
     from .typing import DecoratorBody
     from .typing import ViewDecorator
-    from .typing import ViewHook
 
 _Generator = cabc.Generator[t.Any, t.Any, t.Any]
 _View = cabc.Callable[..., t.Any]
@@ -81,72 +87,34 @@ def _kind(obj: object, culprit: str, role: str) -> _Kind:
     return _Kind.PLAIN
 
 
-def _drive_sync(gen: _Generator) -> t.Any:
-    """Run a body's generator from a ``def`` wrapper: awaitables it yields
-    are resolved through the app's bridge, anything else is sent back.
+def _recording_streams(view: _View) -> _View:
+    """Wrap a sync view so that the streamed responses it returns are known
+    to be the view's own.
     """
-    send = gen.send
 
-    try:
-        item = send(None)
+    @_wraps_sync(view)
+    def call_view(*args: t.Any, **kwargs: t.Any) -> t.Any:
+        rv: t.Any = view(*args, **kwargs)
 
-        while True:
-            if type(item) in _PLAIN_TYPES or not _is_awaitable(item):
-                item = send(item)
-                continue
+        if type(rv) is _GENERATOR:
+            _streams.add(rv)
 
-            # Throw outside the except block, so that an exception the body
-            # raises later is not chained to the one it handled.
-            error: BaseException | None = None
+        return rv
 
-            try:
-                value = _run_sync(item)
-            except BaseException as e:
-                error, value = e, None
-
-            item = send(value) if error is None else gen.throw(error)
-    except StopIteration as stop:
-        rv = stop.value
-
-    return _run_sync(rv) if _is_awaitable(rv) else rv
-
-
-async def _drive_async(gen: _Generator) -> t.Any:
-    """Run a body's generator from an ``async def`` wrapper: awaitables it
-    yields are awaited in the running loop, anything else is sent back.
-    """
-    send = gen.send
-
-    try:
-        item = send(None)
-
-        while True:
-            if type(item) in _PLAIN_TYPES or not _is_awaitable(item):
-                item = send(item)
-                continue
-
-            error: BaseException | None = None
-
-            try:
-                value = await item
-            except BaseException as e:
-                error, value = e, None
-
-            item = send(value) if error is None else gen.throw(error)
-    except StopIteration as stop:
-        rv = stop.value
-
-    return (await rv) if _is_awaitable(rv) else rv
+    return call_view
 
 
 def _wrap_async(
-    body: t.Callable[..., t.Any], kind: _Kind, view: t.Callable[..., t.Any]
+    body: t.Callable[..., t.Any],
+    kind: _Kind,
+    view: t.Callable[..., t.Any],
+    culprit: str,
 ) -> t.Callable[..., t.Any]:
     if kind is _Kind.GENERATOR:
 
         @functools.wraps(view)
         async def drive_body(*args: t.Any, **kwargs: t.Any) -> t.Any:
-            return await _drive_async(body(view, *args, **kwargs))
+            return await _drive_async(body(view, *args, **kwargs), view, culprit)
 
         return drive_body
 
@@ -155,26 +123,38 @@ def _wrap_async(
         @functools.wraps(view)
         async def await_body(*args: t.Any, **kwargs: t.Any) -> t.Any:
             rv = await body(view, *args, **kwargs)
-            return (await rv) if _is_awaitable(rv) else rv
+
+            if type(rv) in _PLAIN_TYPES:
+                return rv
+
+            return await _settle_async(rv, view, culprit, "returned")
 
         return await_body
 
     @functools.wraps(view)
     async def call_body(*args: t.Any, **kwargs: t.Any) -> t.Any:
         rv = body(view, *args, **kwargs)
-        return (await rv) if _is_awaitable(rv) else rv
+
+        if type(rv) in _PLAIN_TYPES:
+            return rv
+
+        return await _settle_async(rv, view, culprit, "returned")
 
     return call_body
 
 
 def _wrap_sync(
-    body: t.Callable[..., t.Any], kind: _Kind, view: t.Callable[..., t.Any]
+    body: t.Callable[..., t.Any],
+    kind: _Kind,
+    view: t.Callable[..., t.Any],
+    culprit: str,
 ) -> t.Callable[..., t.Any]:
     if kind is _Kind.GENERATOR:
+        call_view = _recording_streams(view)
 
         @_wraps_sync(view)
         def drive_body(*args: t.Any, **kwargs: t.Any) -> t.Any:
-            return _drive_sync(body(view, *args, **kwargs))
+            return _drive_sync(body(call_view, *args, **kwargs), call_view, culprit)
 
         return drive_body
 
@@ -186,7 +166,12 @@ def _wrap_sync(
 
         @_wraps_sync(view)
         def bridge_body(*args: t.Any, **kwargs: t.Any) -> t.Any:
-            return call_body(async_view, *args, **kwargs)
+            rv = call_body(async_view, *args, **kwargs)
+
+            if type(rv) not in _PLAIN_TYPES:
+                _refuse(rv, async_view, culprit, "returned")
+
+            return rv
 
         return bridge_body
 
@@ -194,10 +179,10 @@ def _wrap_sync(
     def call_body_sync(*args: t.Any, **kwargs: t.Any) -> t.Any:
         rv = body(view, *args, **kwargs)
 
-        if type(rv) in _PLAIN_TYPES or not _is_awaitable(rv):
+        if type(rv) in _PLAIN_TYPES:
             return rv
 
-        return _run_sync(rv, body)
+        return _settle_sync(rv, view, culprit, "returned")
 
     return call_body_sync
 
@@ -229,7 +214,10 @@ def async_compatible_decorator(body: DecoratorBody) -> ViewDecorator:
         ``user = yield loader(user_id)`` works whether ``loader`` is sync or
         async, and ``return (yield view(*args, **kwargs))`` runs the view. An
         exception raised while resolving a value is thrown into the generator
-        at that ``yield``. The value it returns is the response.
+        at that ``yield``. The value it returns is the response. Call a
+        generator helper with ``yield from helper()``: a plain generator
+        yielded is a :exc:`TypeError`, unless it is the streamed response of
+        the view the body was handed.
     -   A **plain function**: its return value is the response (resolved the
         same way if it is awaitable).
     -   A **coroutine function**: used as it is for async views. For sync
@@ -270,14 +258,15 @@ def async_compatible_decorator(body: DecoratorBody) -> ViewDecorator:
     """
     kind = _kind(body, "async_compatible_decorator()", "a decorator body")
     culprit = getattr(body, "__name__", None) or repr(body)
+    described = f"The decorator body {culprit!r}"
 
     def decorator(view: t.Any, /) -> t.Any:
         _kind(view, culprit, "a view")
 
         if is_async_callable(view):
-            return _wrap_async(body, kind, view)
+            return _wrap_async(body, kind, view, described)
 
-        return _wrap_sync(body, kind, view)
+        return _wrap_sync(body, kind, view, described)
 
     _name_after(decorator, body)
     return t.cast("ViewDecorator", decorator)
@@ -298,7 +287,7 @@ def _hook_body(
     return call_hook
 
 
-def before_view(hook: ViewHook) -> ViewDecorator:
+def before_view(hook: BeforeViewHook) -> ViewDecorator:
     """Make a view decorator that runs ``hook`` before the view.
 
     ``hook(*args, **kwargs)`` gets exactly the view's arguments (``self``
@@ -332,7 +321,7 @@ def before_view(hook: ViewHook) -> ViewDecorator:
     return async_compatible_decorator(body)
 
 
-def after_view(hook: ViewHook) -> ViewDecorator:
+def after_view(hook: AfterViewHook) -> ViewDecorator:
     """Make a view decorator that runs ``hook`` on the view's response.
 
     The view's return value is made into a response object with
