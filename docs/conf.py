@@ -38,6 +38,7 @@ nitpick_ignore_regex = [
     (r"py:.*", r"(?!flask_asyncext\b).*"),
     # Type variables and aliases that autodoc spells in signatures.
     (r"py:.*", r"flask_asyncext\.(bridges|decorators|typing)\.[A-Z]\w*"),
+    (r"py:.*", r"flask_asyncext\.(\w+\.)+(F|P|R|T|Ts)"),
 ]
 
 # HTML -----------------------------------------------------------------

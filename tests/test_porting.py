@@ -15,6 +15,9 @@ import pytest
 from flask import Flask
 from flask import g
 
+if t.TYPE_CHECKING:
+    from conftest import LoopCounter
+
 PORTING = pathlib.Path(__file__).parent.parent / "examples" / "porting"
 
 
@@ -206,12 +209,18 @@ def test_roles_required_refuses_a_non_string_role() -> None:
 USERS = {"ada": "Ada Lovelace"}
 
 
-def login_app(module_name: str, loader: str) -> Flask:
+def login_app(module_name: str, loader: str, *, portal: bool = False) -> Flask:
     module = load(module_name)
     app = Flask(__name__)
     app.testing = True
     app.secret_key = "test"
     manager = module.LoginManager(app)
+
+    if portal:
+        pytest.importorskip("greenlet")  # the 'portal' extra
+        from flask_asyncext.portal import SyncPortal
+
+        SyncPortal(app)
 
     if loader == "sync":
 
@@ -273,7 +282,7 @@ def test_ported_current_user_outside_login_required(loader: str) -> None:
     assert client.get("/public").text == "Ada Lovelace"
 
 
-def test_ported_current_user_in_undecorated_async_view_needs_the_decorator() -> None:
+def test_ported_current_user_in_undecorated_async_view_needs_a_portal() -> None:
     client = login_app("login_after", "async").test_client()
     client.post("/login/ada")
 
@@ -281,10 +290,24 @@ def test_ported_current_user_in_undecorated_async_view_needs_the_decorator() -> 
         client.get("/public/async")
 
 
-def test_ported_login_manager_refuses_a_non_callable_loader() -> None:
+@pytest.mark.parametrize("loader", ["sync", "async"])
+@pytest.mark.parametrize("path", ["/public", "/public/async", "/profile/async"])
+def test_ported_current_user_with_portal(
+    loader: str, path: str, loops: LoopCounter
+) -> None:
+    client = login_app("login_after", loader, portal=True).test_client()
+    client.post("/login/ada")
+    before = loops.created
+    assert client.get(path).text == "Ada Lovelace"
+    # The loader waits on the async view's own loop: no loop of its own.
+    expected = 0 if (path == "/public" and loader == "sync") else 1
+    assert loops.created - before == expected
+
+
+def test_ported_login_manager_refuses_a_bad_loader() -> None:
     manager = load("login_after").LoginManager()
 
-    with pytest.raises(TypeError, match="user_loader\\(\\) needs a callable"):
+    with pytest.raises(TypeError, match=r"LoginManager\.user_loader cannot be None"):
         manager.user_loader(None)
 
 
@@ -295,9 +318,13 @@ def test_ported_login_manager_without_loader_is_an_error() -> None:
     module = load("login_after")
     module.LoginManager(app)
     app.get("/")(module.login_required(lambda: "never"))
+    client = app.test_client()
 
-    with pytest.raises(RuntimeError, match="no user loader"):
-        app.test_client().get("/")
+    with client.session_transaction() as session:
+        session["_user_id"] = "ada"
+
+    with pytest.raises(RuntimeError, match=r"No LoginManager\.user_loader callback"):
+        client.get("/")
 
 
 def test_before_port_login_async_loader_in_async_view_raises() -> None:
@@ -310,3 +337,22 @@ def test_before_port_login_async_loader_in_async_view_raises() -> None:
 
     with pytest.raises(RuntimeError, match="event loop"):
         client.get("/public/async")
+
+
+def test_login_app() -> None:
+    pytest.importorskip("greenlet")  # the 'portal' extra
+    import sys
+
+    sys.path.insert(0, str(PORTING))
+
+    try:
+        client = load("login_app").create_app().test_client()
+    finally:
+        sys.path.remove(str(PORTING))
+        sys.modules.pop("login_after", None)
+
+    assert client.get("/").text == "hello anonymous"
+    assert client.get("/profile").status_code == 401
+    client.post("/login/ada")
+    assert client.get("/").text == "hello Ada Lovelace"
+    assert client.get("/profile").text == "profile of Ada Lovelace"

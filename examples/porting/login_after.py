@@ -1,6 +1,6 @@
-"""The Flask-Login-style extension ported to the toolkit. ``login_required``
-loads the user with a generator helper, so an async loader is awaited in the
-view's own event loop; ``current_user`` then only reads what was loaded.
+"""The Flask-Login-style extension ported to the toolkit. The registry is a
+:class:`~flask_asyncext.Callback`, ``login_required`` loads the user with a
+generator helper, and ``current_user`` runs the same helper from sync code.
 """
 
 from __future__ import annotations
@@ -16,14 +16,17 @@ from flask import session
 from werkzeug.local import LocalProxy
 
 from flask_asyncext import async_compatible_decorator
-from flask_asyncext import ensure_sync
-
-UserLoader = cabc.Callable[[str], t.Any]
+from flask_asyncext import Callback
+from flask_asyncext import drive_sync
 
 
 class LoginManager:
     def __init__(self, app: Flask | None = None) -> None:
-        self._user_callback: UserLoader | None = None
+        #: Register the callback that loads a user from its id, ``def`` or
+        #: ``async def``: ``@login_manager.user_loader``.
+        self.user_loader: Callback[[str], t.Any] = Callback(
+            "user_loader", owner="LoginManager"
+        )
 
         if app is not None:
             self.init_app(app)
@@ -31,49 +34,28 @@ class LoginManager:
     def init_app(self, app: Flask) -> None:
         app.extensions["login_manager"] = self
 
-    def user_loader(self, callback: UserLoader) -> UserLoader:
-        """Register the callback that loads a user from its id. It may be
-        ``def`` or ``async def``.
-        """
-        if not callable(callback):
-            raise TypeError(f"user_loader() needs a callable, got {callback!r}")
-
-        self._user_callback = callback
-        return callback
-
-    def _loader(self) -> UserLoader:
-        if self._user_callback is None:
-            raise RuntimeError("no user loader: register one with user_loader")
-
-        return self._user_callback
-
     def load_user(self) -> cabc.Generator[t.Any, t.Any, t.Any]:
-        """Load the user once per request. A generator: decorator bodies call
-        it with ``yield from``, and the loader's result is resolved whether
-        the loader is sync or async.
+        """Load the user once per request. A generator helper: the loader's
+        result is yielded, so the toolkit resolves it, sync or async.
         """
         if "_login_user" not in g:
-            loader = self._loader()
             user_id = session.get("_user_id")
-            user = None if user_id is None else (yield loader(user_id))
+            user = None
+
+            if user_id is not None:
+                user = yield self.user_loader.call(user_id)
+
             g._login_user = user
 
         return g.get("_login_user")
 
 
 def _get_user() -> t.Any:
-    if "_login_user" not in g:
-        # Not loaded by login_required: a template, a before_request hook,
-        # a view without the decorator. ensure_sync resolves an async
-        # loader there; inside an async view it raises RuntimeError, because
-        # that thread already runs an event loop: decorate the view.
-        manager: LoginManager = current_app.extensions["login_manager"]
-        loader = manager._loader()
-        user_id = session.get("_user_id")
-        user = None if user_id is None else ensure_sync(loader)(user_id)
-        g._login_user = user
-
-    return g.get("_login_user")
+    # Sync code: a template, a before_request hook, any view. drive_sync runs
+    # the helper; in an async view it waits on the view's loop when the app
+    # uses SyncPortal, and raises RuntimeError without it.
+    manager: LoginManager = current_app.extensions["login_manager"]
+    return drive_sync(manager.load_user())
 
 
 current_user: t.Any = LocalProxy(_get_user)
