@@ -25,6 +25,8 @@ extensions = [
 ]
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
+# Types for the parameters the docstring describes (not "args (~P)").
+autodoc_typehints_description_target = "documented_params"
 autodoc_preserve_defaults = True
 exclude_patterns = ["_build"]
 # "ensure_sync()" rather than "flask_asyncext.ensure_sync()" in the sidebar.
