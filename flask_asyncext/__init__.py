@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from .adapters import adapt_decorator as adapt_decorator
 from .backends import is_async_path as is_async_path
 from .bridges import ensure_async as ensure_async
 from .bridges import ensure_sync as ensure_sync

@@ -28,6 +28,7 @@ if t.TYPE_CHECKING:  # pragma: no cover
     from flask import Flask
 
     P = te.ParamSpec("P")
+    R = t.TypeVar("R")
     _Step = tuple[object, greenlet.greenlet]
     _AVAILABLE: bool
 else:
@@ -46,8 +47,6 @@ if t.TYPE_CHECKING or _AVAILABLE:
         greenlet that awaits on the event loop for it.
         """
 
-
-R = t.TypeVar("R")
 
 _EXTENSION_KEY = "flask_asyncext.portal"
 _PORTAL_EXTRA = (

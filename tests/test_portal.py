@@ -183,6 +183,25 @@ def test_runs_async_callables_and_resolves_results() -> None:
     assert asyncio.run(main()) == [2, 4, 6, 7]
 
 
+@pytest.mark.parametrize("with_app", [False, True], ids=["no-app", "app"])
+def test_ensure_sync_waits_through_any_portal(app: Flask, with_app: bool) -> None:
+    """Inside a portal, ensure_sync waits through it, whether or not the app
+    has SyncPortal, or an app context is active at all.
+    """
+
+    def code() -> list[int]:
+        return [ensure_sync(double)(1), ensure_sync(lambda: double(2))()]
+
+    async def main() -> list[int]:
+        if not with_app:
+            return await run_with_portal(code)
+
+        with app.app_context():
+            return await run_with_portal(code)
+
+    assert asyncio.run(main()) == [2, 4]
+
+
 def test_portals_nest() -> None:
     def inner() -> int:
         return await_(double(1))
