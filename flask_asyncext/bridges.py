@@ -376,9 +376,14 @@ def ensure_async(
     # same thread as the request. On any other loop (a shared one), the
     # thread-sensitive path would queue every request on asgiref's single
     # global thread, so the loop's thread pool is used instead.
+    # ``loop_thread_executors`` is private to asgiref: its meaning (keys are
+    # the loops its async_to_sync runs) is pinned by a test. Were it gone,
+    # every call would take the pool, which is correct, only slower.
     in_waiting_thread = sync_to_async(func, thread_sensitive=True)
     in_pool = sync_to_async(func, thread_sensitive=False)
-    started_by_asgiref = AsyncToSync.loop_thread_executors
+    started_by_asgiref: cabc.Container[object] = getattr(
+        AsyncToSync, "loop_thread_executors", ()
+    )
 
     @functools.wraps(func)
     async def call_in_thread(*args: P.args, **kwargs: P.kwargs) -> t.Any:

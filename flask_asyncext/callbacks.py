@@ -11,9 +11,8 @@ import typing as t
 from .bridges import ensure_sync
 from .bridges import is_async_callable
 from .bridges import maybe_await
-
-P = t.ParamSpec("P")
-R = t.TypeVar("R")
+from .bridges import P
+from .bridges import R
 
 
 class Callback(t.Generic[P, R]):

@@ -10,6 +10,8 @@ import typing as t
 
 from flask import current_app
 
+from ._signatures import check_arguments
+from ._signatures import signature_of
 from .bridges import _GENERATOR
 from .bridges import _PLAIN_TYPES
 from .bridges import _wraps_sync
@@ -257,11 +259,32 @@ def async_compatible_decorator(body: DecoratorBody) -> ViewDecorator:
     .. versionadded:: 0.1
     """
     kind = _kind(body, "async_compatible_decorator()", "a decorator body")
+    return _make_decorator(body, kind, body, takes_view=True)
+
+
+def _make_decorator(
+    body: t.Callable[..., t.Any],
+    kind: _Kind,
+    called: object,
+    *,
+    takes_view: bool,
+) -> ViewDecorator:
+    """Make the decorator for ``body``; ``called`` is what is called with
+    the view's arguments (the body, or a ``before_view`` hook), whose
+    signature is checked against the view's when the decorator is applied.
+    """
     culprit = getattr(body, "__name__", None) or repr(body)
     described = f"The decorator body {culprit!r}"
+    signature = signature_of(called)
+    checked = (
+        described
+        if takes_view
+        else f"The before_view hook {getattr(called, '__name__', called)!r}"
+    )
 
     def decorator(view: t.Any, /) -> t.Any:
         _kind(view, culprit, "a view")
+        check_arguments(signature, view, checked, takes_view=takes_view)
 
         if is_async_callable(view):
             return _wrap_async(body, kind, view, described)
@@ -318,7 +341,7 @@ def before_view(hook: BeforeViewHook) -> ViewDecorator:
         return (yield view(*args, **kwargs))
 
     _name_after(body, hook)
-    return async_compatible_decorator(body)
+    return _make_decorator(body, _Kind.GENERATOR, hook, takes_view=False)
 
 
 def after_view(hook: AfterViewHook) -> ViewDecorator:
@@ -342,6 +365,16 @@ def after_view(hook: AfterViewHook) -> ViewDecorator:
     .. versionadded:: 0.1
     """
     run_hook = _hook_body(hook, "after_view()")
+    signature = signature_of(hook)
+
+    if signature is not None:
+        try:
+            signature.bind(None)
+        except TypeError as e:
+            raise TypeError(
+                f"after_view() cannot use {_describe(hook)} as a hook: it is"
+                f" called with the response, as hook(response), but {e}."
+            ) from None
 
     def body(view: _View, /, *args: t.Any, **kwargs: t.Any) -> _Generator:
         response = current_app.make_response((yield view(*args, **kwargs)))

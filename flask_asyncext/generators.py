@@ -15,8 +15,8 @@ from .bridges import _must_await
 from .bridges import _PLAIN_TYPES
 from .bridges import _run_sync
 from .bridges import maybe_await
+from .bridges import R
 
-R = t.TypeVar("R")
 _Generator = cabc.Generator[t.Any, t.Any, t.Any]
 
 #: The generators that sync views returned (streamed responses), so that a

@@ -450,3 +450,23 @@ def test_run_sync_failure_leaves_other_awaitables_alone() -> None:
             gen.send(None)
 
     asyncio.run(main())
+
+
+def test_asgiref_loop_thread_executors_keeps_its_meaning() -> None:
+    """``ensure_async(thread=True)`` reads asgiref's private
+    ``AsyncToSync.loop_thread_executors`` to tell a loop asgiref's
+    ``async_to_sync`` runs (where the waiting thread runs sync code) from any
+    other. If asgiref changes it, this fails: re-check that code.
+    """
+    from asgiref.sync import async_to_sync
+    from asgiref.sync import AsyncToSync
+
+    executors = AsyncToSync.loop_thread_executors
+    assert isinstance(executors, dict)
+
+    async def inside() -> bool:
+        return asyncio.get_running_loop() in executors
+
+    assert async_to_sync(inside)() is True
+    assert asyncio.run(inside()) is False
+    assert executors == {}
