@@ -46,7 +46,7 @@ _PLAIN_TYPES: frozenset[type] = frozenset(
         BaseResponse,
     }
 )
-_COROUTINE = types.CoroutineType
+_COROUTINE: type[t.Any] = types.CoroutineType
 _GENERATOR: type[t.Any] = types.GeneratorType
 _ASYNC_GENERATOR = types.AsyncGeneratorType
 _MARKERS = ("_is_coroutine", "_is_coroutine_marker")

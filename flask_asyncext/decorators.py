@@ -12,17 +12,19 @@ from flask import current_app
 
 from ._signatures import check_arguments
 from ._signatures import signature_of
+from .bridges import _COROUTINE
 from .bridges import _GENERATOR
+from .bridges import _must_await
 from .bridges import _PLAIN_TYPES
 from .bridges import _wraps_sync
 from .bridges import ensure_async
 from .bridges import ensure_sync
 from .bridges import is_async_callable
-from .generators import _drive_async
-from .generators import _drive_sync
+from .bridges import maybe_await
 from .generators import _refuse
 from .generators import _settle_async
 from .generators import _settle_sync
+from .generators import _step_sync
 from .generators import _streams
 
 if t.TYPE_CHECKING:
@@ -94,12 +96,15 @@ def _recording_streams(view: _View) -> _View:
     to be the view's own.
     """
 
+    generator = _GENERATOR
+    remember = _streams.add
+
     @_wraps_sync(view)
     def call_view(*args: t.Any, **kwargs: t.Any) -> t.Any:
         rv: t.Any = view(*args, **kwargs)
 
-        if type(rv) is _GENERATOR:
-            _streams.add(rv)
+        if type(rv) is generator:
+            remember(rv)
 
         return rv
 
@@ -113,10 +118,44 @@ def _wrap_async(
     culprit: str,
 ) -> t.Callable[..., t.Any]:
     if kind is _Kind.GENERATOR:
-
+        # The driver of ``generators._drive_async``, inlined: one coroutine
+        # frame fewer on every request.
         @functools.wraps(view)
         async def drive_body(*args: t.Any, **kwargs: t.Any) -> t.Any:
-            return await _drive_async(body(view, *args, **kwargs), view, culprit)
+            gen = body(view, *args, **kwargs)
+            send = gen.send
+
+            try:
+                item = send(None)
+
+                while True:
+                    cls = type(item)  # pyright: ignore[reportUnknownVariableType]
+
+                    if cls in _PLAIN_TYPES:
+                        item = send(item)
+                        continue
+
+                    error: BaseException | None = None
+
+                    try:
+                        if cls is _COROUTINE:
+                            value = await item
+
+                            if type(value) not in _PLAIN_TYPES and _must_await(value):
+                                value = await maybe_await(value)
+                        else:
+                            value = await _settle_async(item, view, culprit, "yielded")
+                    except BaseException as e:
+                        error, value = e, None
+
+                    item = send(value) if error is None else gen.throw(error)
+            except StopIteration as stop:
+                rv = stop.value
+
+            if type(rv) in _PLAIN_TYPES:
+                return rv
+
+            return await _settle_async(rv, view, culprit, "returned")
 
         return drive_body
 
@@ -137,6 +176,9 @@ def _wrap_async(
     async def call_body(*args: t.Any, **kwargs: t.Any) -> t.Any:
         rv = body(view, *args, **kwargs)
 
+        if type(rv) is _COROUTINE:
+            rv = await rv
+
         if type(rv) in _PLAIN_TYPES:
             return rv
 
@@ -153,10 +195,30 @@ def _wrap_sync(
 ) -> t.Callable[..., t.Any]:
     if kind is _Kind.GENERATOR:
         call_view = _recording_streams(view)
+        plain = _PLAIN_TYPES
 
+        # The driver of ``generators._drive_sync``, inlined: one frame fewer
+        # on every request, and only a ``type()`` test on the hot path.
         @_wraps_sync(view)
         def drive_body(*args: t.Any, **kwargs: t.Any) -> t.Any:
-            return _drive_sync(body(call_view, *args, **kwargs), call_view, culprit)
+            gen = body(call_view, *args, **kwargs)
+
+            try:
+                item = gen.send(None)
+
+                while True:
+                    item = (
+                        gen.send(item)
+                        if type(item) in plain
+                        else _step_sync(gen, item, call_view, culprit)
+                    )
+            except StopIteration as stop:
+                rv = stop.value
+
+            if type(rv) in plain:
+                return rv
+
+            return _settle_sync(rv, call_view, culprit, "returned")
 
         return drive_body
 
@@ -177,11 +239,13 @@ def _wrap_sync(
 
         return bridge_body
 
+    plain = _PLAIN_TYPES
+
     @_wraps_sync(view)
     def call_body_sync(*args: t.Any, **kwargs: t.Any) -> t.Any:
         rv = body(view, *args, **kwargs)
 
-        if type(rv) in _PLAIN_TYPES:
+        if type(rv) in plain:
             return rv
 
         return _settle_sync(rv, view, culprit, "returned")

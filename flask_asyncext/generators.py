@@ -70,6 +70,23 @@ async def _settle_async(item: t.Any, view: object, culprit: str, verb: str) -> t
     return item
 
 
+def _step_sync(gen: _Generator, item: t.Any, view: object, culprit: str) -> t.Any:
+    """Resolve from a ``def`` wrapper an item the body yielded that is not of
+    a plain type, send the result (or throw the error) into the body, and
+    return what it yields next.
+    """
+    # Throw outside the except block, so that an exception the body raises
+    # later is not chained to the one it handled.
+    error: BaseException | None = None
+
+    try:
+        value = _settle_sync(item, view, culprit, "yielded")
+    except BaseException as e:
+        error, value = e, None
+
+    return gen.send(value) if error is None else gen.throw(error)
+
+
 def _drive_sync(gen: _Generator, view: object, culprit: str) -> t.Any:
     """Run a body's generator from a ``def`` wrapper: awaitables it yields
     are resolved through the app's bridge, anything else is sent back.
@@ -82,18 +99,8 @@ def _drive_sync(gen: _Generator, view: object, culprit: str) -> t.Any:
         while True:
             if type(item) in _PLAIN_TYPES:
                 item = send(item)
-                continue
-
-            # Throw outside the except block, so that an exception the body
-            # raises later is not chained to the one it handled.
-            error: BaseException | None = None
-
-            try:
-                value = _settle_sync(item, view, culprit, "yielded")
-            except BaseException as e:
-                error, value = e, None
-
-            item = send(value) if error is None else gen.throw(error)
+            else:
+                item = _step_sync(gen, item, view, culprit)
     except StopIteration as stop:
         rv = stop.value
 
