@@ -42,4 +42,8 @@ class ViewDecorator(t.Protocol):
     given, so an ``async def`` view stays a coroutine function.
     """
 
-    def __call__(self, view: F, /) -> F: ...
+    def __call__(self, view: F, /) -> F:
+        """Decorate ``view``: a ``def`` view gives a ``def`` wrapper, an
+        ``async def`` view an ``async def`` one, with the view's metadata.
+        """
+        ...

@@ -3,17 +3,44 @@ from __future__ import annotations
 import asyncio
 import asyncio.base_events
 import collections.abc as cabc
+import contextvars
 import gc
 import typing as t
 
+import flask.globals
 import pytest
 from flask import Flask
-from flask.globals import _cv_app
-from flask.globals import _cv_request
+from flask import has_app_context
+from flask import has_request_context
 from flask.globals import app_ctx
-from flask.globals import request_ctx
 
 pytest_plugins = ["pytester"]
+
+#: Flask < 3.2 has a request context apart from the app context; since 3.2
+#: it is one object, ``app_ctx``, and ``request_ctx`` is a deprecated alias.
+_request_ctx: t.Any = vars(flask.globals).get("request_ctx")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Let ``pytest -m slow`` (``tox -e slow``) pass when no slow test is
+    collected: the env must not fail before the slow tests exist, or where
+    they all deselect themselves.
+    """
+    if (
+        exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED
+        and session.config.option.markexpr == "slow"
+    ):
+        session.exitstatus = pytest.ExitCode.OK
+
+
+def _forget(ctx: object) -> None:
+    """Unset the context variable holding ``ctx``: a context pushed in another
+    ``contextvars.Context`` (a worker thread) and copied back here cannot be
+    popped, only forgotten.
+    """
+    for var, value in contextvars.copy_context().items():
+        if value is ctx:
+            var.set(None)
 
 
 @pytest.fixture(autouse=True)
@@ -26,16 +53,21 @@ def _leak_detector() -> cabc.Iterator[None]:
     gc.collect(1)
     leaked = []
 
-    for proxy, var in ((request_ctx, _cv_request), (app_ctx, _cv_app)):
-        while var.get(None) is not None:
-            leaked.append(proxy._get_current_object())
+    # Bounded: a context pushed several times is popped once per push.
+    for _ in range(100):
+        if _request_ctx is not None and has_request_context():
+            ctx = _request_ctx._get_current_object()
+        elif has_app_context():
+            ctx = app_ctx._get_current_object()
+        else:
+            break
 
-            try:
-                proxy.pop()
-            except ValueError:
-                # Pushed in another contextvars.Context (a worker thread) and
-                # copied back here: it cannot be popped, only forgotten.
-                var.set(None)  # type: ignore[arg-type]
+        leaked.append(ctx)
+
+        try:
+            ctx.pop()
+        except (ValueError, RuntimeError):
+            _forget(ctx)
 
     assert leaked == [], "contexts were leaked"
 
