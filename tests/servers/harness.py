@@ -139,6 +139,11 @@ def running(
 
 
 def wait_ready(server: Server) -> None:
+    wait_ready_path(server, "/ready")
+
+
+def wait_ready_path(server: Server, path: str) -> None:
+    """Poll ``path`` until it answers 200, the process exits or time is up."""
     deadline = time.monotonic() + START_TIMEOUT
 
     while time.monotonic() < deadline:
@@ -149,7 +154,7 @@ def wait_ready(server: Server) -> None:
             )
 
         try:
-            status, _ = server.get("/ready", timeout=2)
+            status, _ = server.get(path, timeout=2)
         except OSError:
             time.sleep(0.05)
         else:
