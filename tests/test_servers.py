@@ -10,7 +10,6 @@ from __future__ import annotations
 import pathlib
 
 import pytest
-
 from servers import harness
 
 REQUESTS = 2000
@@ -122,7 +121,8 @@ def test_uvicorn_keep_alive_needs_fresh_context(
     assert result.statuses[500] > 0, result.summary()
     assert set(result.statuses) <= {200, 500}
     log = server.output()
-    assert log.count("CurrentThreadExecutor already quit or is broken") == (
-        result.statuses[500]
+    assert (
+        log.count("CurrentThreadExecutor already quit or is broken")
+        == (result.statuses[500])
     )
     assert "asgiref/wsgi.py" in log

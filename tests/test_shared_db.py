@@ -20,11 +20,10 @@ import typing as t
 import pytest
 from flask import Flask
 from flask import got_request_exception
-from werkzeug.serving import make_server
-
 from servers import harness
 from servers.shared_db_app import add_check_view
 from servers.shared_db_app import load_recipe
+from werkzeug.serving import make_server
 
 pytestmark = pytest.mark.slow
 
@@ -203,8 +202,10 @@ def test_shared_engine_fails_on_default_bridge(serve: t.Any) -> None:
     assert len(served.errors) == statuses[500]
     # The first failures are the pool's queue refusing another loop; the
     # connections they leave checked out then starve later requests.
-    loop_bound = [e for e in served.errors if "bound to a different event loop" in str(e)]
-    assert loop_bound, collections.Counter(type(e).__name__ for e in served.errors)
+    kinds = collections.Counter(type(e).__name__ for e in served.errors)
+    assert any("bound to a different event loop" in str(e) for e in served.errors), (
+        kinds
+    )
 
 
 def test_engine_created_per_process_under_preload(tmp_path: pathlib.Path) -> None:

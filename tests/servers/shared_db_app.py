@@ -14,13 +14,15 @@ from flask import Flask
 from flask import request
 from sqlalchemy import select
 
-RECIPE = pathlib.Path(__file__).parent.parent.parent / "examples" / "shared_db" / "app.py"
+ROOT = pathlib.Path(__file__).parent.parent.parent
+RECIPE = ROOT / "examples" / "shared_db" / "app.py"
 
 
 def load_recipe() -> t.Any:
     """A fresh copy of the recipe module (its own engine and runner)."""
     spec = importlib.util.spec_from_file_location("shared_db_recipe", RECIPE)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
