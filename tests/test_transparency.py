@@ -1,8 +1,8 @@
 """Transparency, by property-based testing: a stack of pass-through toolkit
 decorators changes nothing a client can see.
 
-For every generated view (sync or async) × response shape × status ×
-headers × raised exception × stack of 0-4 pass-through decorators (generator,
+For every generated view (sync or async) x response shape x status x
+headers x raised exception x stack of 0-4 pass-through decorators (generator,
 plain and ``async def`` bodies, and a generator body that awaits before
 calling the view), on Flask's default bridge and on SharedLoop, the decorated
 app answers exactly what the undecorated one does: status, headers (in
