@@ -57,7 +57,7 @@ def counts() -> Counts:
     own = collections.Counter(
         type(o).__qualname__
         for o in gc.get_objects()
-        if type(o).__module__.startswith("flask_asyncext")
+        if str(type(o).__dict__.get("__module__", "")).startswith("flask_asyncext")
     )
     return Counts(
         threading.active_count(),

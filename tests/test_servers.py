@@ -122,7 +122,7 @@ def test_uvicorn_keep_alive_needs_fresh_context(
     assert set(result.statuses) <= {200, 500}
     log = server.output()
     assert (
-        log.count("CurrentThreadExecutor already quit or is broken")
+        log.count("RuntimeError: CurrentThreadExecutor already quit or is broken")
         == (result.statuses[500])
     )
     assert "asgiref/wsgi.py" in log
