@@ -152,15 +152,16 @@ def test_sqlite3_connection_from_sync_code_fails_in_async_code(
     def open_connection() -> None:  # sync code: the request's thread
         opened["connection"] = sqlite3.connect(database)
 
+    @app.teardown_request
+    def close_connection(exc: BaseException | None) -> None:  # that thread again
+        opened.pop("connection").close()
+
     @app.get("/")
     async def view() -> str:  # async code: the loop's thread
-        connection = opened.pop("connection")
         try:
-            connection.execute("select 1")
+            opened["connection"].execute("select 1")
         except sqlite3.ProgrammingError as e:
             return f"refused: {e}"
-        finally:
-            del connection
         return "ran"  # pragma: no cover (the rule's point: never reached)
 
     text = app.test_client().get("/").text

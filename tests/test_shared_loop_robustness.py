@@ -650,8 +650,8 @@ def test_task_factory_returning_a_finished_task_is_not_tracked(
 ) -> None:
     async def start() -> bool:
         loop = asyncio.get_running_loop()
-        finished = loop.create_future()
-        finished.set_result(None)
+        finished = asyncio.ensure_future(answer())
+        await finished
 
         def factory(loop: asyncio.AbstractEventLoop, coro: t.Any, **kw: t.Any) -> t.Any:
             coro.close()  # as if it ran to completion at once (eagerly)
