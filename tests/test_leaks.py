@@ -41,6 +41,33 @@ OBJECTS_TOLERANCE = 10
 #: Net memory allocated (and still held) over the second half: 2,500
 #: requests. A leak of one small object per request is already ~250 KiB.
 MEMORY_BOUND = 256 * 1024
+#: Under coverage only: coverage.py keeps one tracer per thread ever started
+#: (about 1.7 KiB each, measured), and Flask's default bridge starts a thread
+#: per async call. That much is allowed per thread started.
+COVERAGE_PER_THREAD = 2 * 1024
+
+
+def measured_by_coverage() -> bool:
+    try:
+        import coverage
+    except ImportError:
+        return False
+
+    return coverage.Coverage.current() is not None
+
+
+class ThreadStarts:
+    """Counts the threads started while it is active."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        original = threading.Thread.start
+
+        def start(thread: threading.Thread) -> None:
+            self.count += 1
+            original(thread)
+
+        monkeypatch.setattr(threading.Thread, "start", start)
 
 
 class Counts(t.NamedTuple):
@@ -114,7 +141,7 @@ def send(app: Flask, total: int, offset: int) -> list[str]:
 
 
 @pytest.mark.parametrize("bridge", ["default", "shared"])
-def test_nothing_leaks(bridge: str) -> None:
+def test_nothing_leaks(bridge: str, monkeypatch: pytest.MonkeyPatch) -> None:
     app = create_app(bridge)
     runner = app.extensions.get("flask_asyncext.shared_loop")
 
@@ -128,7 +155,11 @@ def test_nothing_leaks(bridge: str) -> None:
 
         try:
             start = tracemalloc.take_snapshot()
-            assert send(app, REQUESTS - WARM_UP - half, WARM_UP + half) == []
+
+            with monkeypatch.context() as patch:
+                starts = ThreadStarts(patch)
+                assert send(app, REQUESTS - WARM_UP - half, WARM_UP + half) == []
+
             gc.collect()
             end = tracemalloc.take_snapshot()
         finally:
@@ -141,7 +172,15 @@ def test_nothing_leaks(bridge: str) -> None:
 
     growth = sum(stat.size_diff for stat in end.compare_to(start, "filename"))
     top = end.compare_to(start, "lineno")[:5]
-    print(f"{bridge}: before {before[:4]}, after {after[:4]}, growth {growth} B")
+    bound = MEMORY_BOUND
+
+    if measured_by_coverage():
+        bound += COVERAGE_PER_THREAD * starts.count
+
+    print(
+        f"{bridge}: before {before[:4]}, after {after[:4]}, growth {growth} B"
+        f" (bound {bound} B, {starts.count} threads started)"
+    )
     print("\n".join(map(str, top)))
     assert after.threads <= before.threads + THREADS_TOLERANCE, (before, after)
     assert after.fds <= before.fds + FDS_TOLERANCE, (before, after)
@@ -155,4 +194,4 @@ def test_nothing_leaks(bridge: str) -> None:
         loop = runner.loop
         assert asyncio.all_tasks(loop) == set()
 
-    assert growth < MEMORY_BOUND, "\n".join(map(str, top))
+    assert growth < bound, "\n".join(map(str, top))

@@ -32,7 +32,7 @@ from flask_asyncext.shared_loop import SharedLoop
 
 pytestmark = pytest.mark.slow
 
-EXAMPLES = 150
+EXAMPLES = 100
 #: Examples run, per bridge (printed at the end of the module).
 examples_run: dict[str, int] = {"default": 0, "shared": 0}
 
