@@ -21,9 +21,14 @@ import pytest
 from flask import Flask
 from flask import got_request_exception
 from servers import harness
+from werkzeug.serving import make_server
+
+# In the "servers" dependency group: only the slow test env installs them.
+pytest.importorskip("sqlalchemy.ext.asyncio")
+pytest.importorskip("aiosqlite")
+
 from servers.shared_db_app import add_check_view
 from servers.shared_db_app import load_recipe
-from werkzeug.serving import make_server
 
 pytestmark = pytest.mark.slow
 

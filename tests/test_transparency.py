@@ -22,13 +22,17 @@ import pytest
 from flask import abort
 from flask import Flask
 from flask import Response
+
+from flask_asyncext import async_compatible_decorator
+from flask_asyncext.shared_loop import SharedLoop
+
+# In the "servers" dependency group: only the slow test env installs it.
+pytest.importorskip("hypothesis")
+
 from hypothesis import given
 from hypothesis import HealthCheck
 from hypothesis import settings
 from hypothesis import strategies as st
-
-from flask_asyncext import async_compatible_decorator
-from flask_asyncext.shared_loop import SharedLoop
 
 pytestmark = pytest.mark.slow
 
