@@ -226,15 +226,16 @@ class Call:
         the call: the loop is never left waiting for this thread.
         """
         owner = self.owner
-        pool: Pool | None = getattr(_worker, "pool", None)
+        pool: Pool | None = None
 
         try:
             owner.calls.add(self)
 
-            if pool is not None:
+            if getattr(_worker, "pool", None) is not None:
                 # A worker of the loop's own pool gives up its place while it
                 # waits, so the coroutine can use the pool too.
-                pool.park()
+                _worker.pool.park()
+                pool = _worker.pool
 
             try:
                 owner.loop.call_soon_threadsafe(self.start)
