@@ -413,3 +413,51 @@ def test_seed_from_environment() -> None:
         check=True,
     )
     assert out.stdout.strip() == "12345"
+
+
+def test_interrupt_right_after_coroutine_created(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Found by the soak: a signal handler's exception landing right after
+    ``async_to_sync`` created the coroutine (here: in the context copy that
+    follows) must not leave it unawaited and unclosed ("coroutine ... was
+    never awaited"); the runner keeps serving.
+    """
+    import contextvars
+    import types
+
+    from flask_asyncext import shared_loop as shared_loop_module
+
+    runner = SharedLoop()
+    created: list[t.Any] = []
+
+    async def job() -> str:
+        return "done"
+
+    def coroutine_function() -> t.Any:
+        coro = job()
+        created.append(coro)
+        return coro
+
+    def interrupted() -> contextvars.Context:
+        raise Interrupted
+
+    try:
+        with monkeypatch.context() as patch:
+            patch.setattr(
+                shared_loop_module,
+                "contextvars",
+                types.SimpleNamespace(copy_context=interrupted),
+            )
+
+            with pytest.raises(Interrupted):
+                runner.async_to_sync(coroutine_function)()
+
+        # Closed, not left for the garbage collector to warn about.
+        assert created[0].cr_frame is None
+        assert runner.async_to_sync(job)() == "done"
+    finally:
+        for coro in created:
+            coro.close()
+
+        runner.close(timeout=5)
