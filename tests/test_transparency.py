@@ -36,7 +36,7 @@ from hypothesis import strategies as st
 
 pytestmark = pytest.mark.slow
 
-EXAMPLES = 100
+EXAMPLES = 200
 #: Examples run, per bridge (printed at the end of the module).
 examples_run: dict[str, int] = {"default": 0, "shared": 0}
 
