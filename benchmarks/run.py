@@ -194,6 +194,8 @@ def spread(values: cabc.Sequence[float]) -> Spread | None:
 
 
 def ratios(a: cabc.Sequence[float], b: cabc.Sequence[float]) -> list[float]:
+    if not (a and b):  # a case was not measured
+        return []
     return [x / y for x, y in zip(a, b, strict=True) if y > 0]
 
 
@@ -667,6 +669,8 @@ class Server:
     workdir: str = ""
     #: The last exception the server logged, if any.
     logged: str = ""
+    #: Why the server is not measured (it did not start).
+    failed: str = ""
 
 
 def free_port() -> int:
@@ -745,7 +749,14 @@ def start(servers: list[Server]) -> None:
                 command, cwd=server.workdir, env=env, stdout=log, stderr=log
             )
     for server in servers:
-        wait_for_port(server)
+        try:
+            wait_for_port(server)
+        except RuntimeError as e:
+            # Report it in the server's rows; measure the others.
+            server.failed = str(e)
+            logged = last_exception(os.path.join(server.workdir, "server.log"))
+            if logged:
+                server.failed += f" ({logged})"
 
 
 def stop(servers: list[Server]) -> None:
@@ -776,6 +787,8 @@ def last_exception(path: str) -> str:
 
 def load_note(loads: cabc.Sequence[Load], server: Server) -> str:
     """What went wrong in these loads, if anything."""
+    if server.failed:
+        return f"not measured: {server.failed}"
     failed = sum(x.failed for x in loads)
     socket_errors = sum(x.socket_errors for x in loads)
     parts = []
@@ -796,17 +809,17 @@ def wait_for_port(server: Server, limit: float = 30) -> None:
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
-            raise RuntimeError(f"{server.name} exited with {server.process.returncode}")
+            raise RuntimeError(f"exited with {server.process.returncode}")
         with contextlib.suppress(OSError):
             connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
             try:
                 connection.request("GET", "/")
-                if connection.getresponse().status == 200:
-                    return
+                connection.getresponse()  # any answer: the server is up
+                return
             finally:
                 connection.close()
         time.sleep(0.1)
-    raise RuntimeError(f"{server.name} did not start within {limit:g}s")
+    raise RuntimeError(f"did not answer within {limit:g}s")
 
 
 _UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}
@@ -910,20 +923,26 @@ def run_servers(
     results: dict[tuple[str, int], list[Load]] = {}
     try:
         start(servers)
-        for server in servers:
+        running = [server for server in servers if not server.failed]
+        for server in running:
             if warm:
                 load(server.port, warm, connections[0])
-        order = list(servers)
+        for server in servers:
+            for c in connections:
+                results[server.name, c] = []
+        order = list(running)
         for _ in range(rounds):
             for c in connections:
                 random.shuffle(order)
                 for server in order:
-                    results.setdefault((server.name, c), []).append(
-                        load(server.port, seconds, c)
-                    )
+                    results[server.name, c].append(load(server.port, seconds, c))
     finally:
         stop(servers)
     return results
+
+
+def _median(values: cabc.Sequence[float], spec: str) -> str:
+    return format(statistics.median(values), spec)
 
 
 def client_name(seconds: float, connections: int) -> str:
@@ -955,7 +974,9 @@ def hello_section(rounds: int, seconds: float, warm: float) -> Section:
 
     def row(a: str, b: str, target: Target | None = None) -> Row:
         figures = (
-            f"{statistics.median(rps[a]):,.0f} / {statistics.median(rps[b]):,.0f} req/s"
+            f"{_median(rps[a], ',.0f')} / {_median(rps[b], ',.0f')} req/s"
+            if rps[a] and rps[b]
+            else ""
         )
         return Row(
             f"{a} / {b}",
@@ -1013,8 +1034,10 @@ def sleep_sections(rounds: int, seconds: float, warm: float) -> list[Section]:
             loads = results[server.name, c]
             rps = [x.rps for x in loads]
             p99s = [x.p99 for x in loads if x.p99 is not None]
-            sleepers = statistics.median(rps) * apps.SLEEP
-            figures = f"{sleepers:.1f} sleepers, {statistics.median(rps):,.0f} req/s"
+            figures = ""
+            if rps:
+                sleepers = statistics.median(rps) * apps.SLEEP
+                figures = f"{sleepers:.1f} sleepers, {_median(rps, ',.0f')} req/s"
             if p99s:
                 figures += f", p99 {statistics.median(p99s) * 1e3:.0f} ms"
             rows.append(

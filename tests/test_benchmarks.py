@@ -156,6 +156,30 @@ def test_python_client_counts_failed_responses(
     assert failing.failed > 0
 
 
+def test_server_that_does_not_start_is_reported(
+    bench: types.ModuleType,
+    server: t.Callable[[int], int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    broken = bench.Server("broken", [sys.executable, "-c", "raise ValueError('boom')"])
+    # The second "server" is a sleeping process; the test server answers on
+    # its port.
+    working = bench.Server(
+        "working", [sys.executable, "-c", "import time; time.sleep(60)"]
+    )
+    ports = iter([1, server(200)])
+    monkeypatch.setattr(bench, "free_port", lambda: next(ports))
+    results = bench.run_servers([broken, working], [2], 1, 0.2, 0)
+    assert results[broken.name, 2] == []
+    assert broken.failed == "exited with 1 (ValueError: boom)"
+    assert (
+        bench.load_note([], broken) == "not measured: exited with 1 (ValueError: boom)"
+    )
+    (load,) = results[working.name, 2]
+    assert load.rps > 0
+    assert working.failed == ""
+
+
 def test_compare_reports_disagreement(
     bench: types.ModuleType, tmp_path: t.Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
