@@ -103,7 +103,8 @@ class Target:
 
     def text(self, unicode: bool = False) -> str:
         op = {"<=": "≤", ">=": "≥"}[self.op] if unicode else self.op
-        return f"{op} {self.value:g}x"
+        value = f"{self.value:.2f}".rstrip("0")
+        return f"{op} {value}0x" if value.endswith(".") else f"{op} {value}x"
 
 
 @dataclasses.dataclass
@@ -1120,7 +1121,7 @@ def header_lines(meta: dict[str, t.Any]) -> list[str]:
 
 def format_text(meta: dict[str, t.Any], sections: list[Section]) -> str:
     lines = header_lines(meta)
-    head = ("comparison", "ratio", "spread", "a / b", "target, checks")
+    head = ("comparison", "ratio", "spread", "medians, a / b", "target, checks")
     for section in sections:
         table = [head] + [
             (
@@ -1159,6 +1160,8 @@ def _iqr(row: Row, dash: str = "-") -> str:
 
 def _rst_cell(text: str) -> str:
     text = re.sub(r"([\\*`|]|_(?=\W|$))", r"\\\1", text)
+    # "--http", not an en dash.
+    text = text.replace("--", "\\-\\-")
     return text or "\\ "
 
 
@@ -1176,11 +1179,11 @@ def format_rst(meta: dict[str, t.Any], sections: list[Section]) -> str:
             "",
             f".. list-table:: {_rst_cell(section.title)}",
             "   :header-rows: 1",
-            "   :widths: 40 10 14 20 16",
+            "   :widths: 34 8 13 19 26",
             "   :class: benchmark-table",
             "",
         ]
-        cells = [("Comparison", "Ratio", "Spread", "a / b", "Target, checks")]
+        cells = [("Comparison", "Ratio", "Spread", "Medians, a / b", "Target, checks")]
         cells += [
             (
                 row.label,
@@ -1259,6 +1262,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     parser.add_argument(
+        "--render",
+        metavar="JSON",
+        help="print (and --rst) the tables of a --json result, run nothing",
+    )
+    parser.add_argument(
         "--compare",
         nargs=2,
         metavar="JSON",
@@ -1267,6 +1275,15 @@ def main(argv: list[str] | None = None) -> int:
     options = parser.parse_args(argv)
     if options.compare:
         return compare(options.compare)
+    if options.render:
+        with open(options.render) as f:
+            data = json.load(f)
+        sections = [
+            Section(s["title"], [Row.from_dict(r) for r in s["rows"]], s["method"])
+            for s in data["sections"]
+        ]
+        write(data["meta"], sections, options)
+        return 0
 
     if options.smoke:
         rounds, batch, server_rounds, seconds, warm = 4, 0.001, 1, 1.0, 0.0
@@ -1322,6 +1339,13 @@ def main(argv: list[str] | None = None) -> int:
     meta["load_after"] = load_average()
     meta["seconds"] = round(time.monotonic() - started, 1)
     print()
+    write(meta, sections, options)
+    return 0
+
+
+def write(
+    meta: dict[str, t.Any], sections: list[Section], options: argparse.Namespace
+) -> None:
     print(format_text(meta, sections))
     print(f"\n{meta['seconds']:g} s")
 
@@ -1343,11 +1367,11 @@ def main(argv: list[str] | None = None) -> int:
                 indent=1,
             )
     if options.rst:
-        path = options.rst.format(python=f"{sys.version_info[0]}{sys.version_info[1]}")
+        version = meta["versions"]["Python"].split()[-1]  # "CPython 3.13.0"
+        path = options.rst.format(python="".join(version.split(".")[:2]))
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         with open(path, "w", encoding="utf-8") as f:
             f.write(format_rst(meta, sections))
-    return 0
 
 
 if __name__ == "__main__":

@@ -81,6 +81,8 @@ def test_verdict_uses_the_spread(
     row = bench.Row("a", spread(bench, *values), target=bench.Target(op, 1.5))
     assert row.verdict() == expected
     assert row.result().startswith(f"{op} 1.5x: {expected}")
+    assert bench.Target("<=", 6).text() == "<= 6.0x"
+    assert bench.Target("<=", 1.05).text(unicode=True) == "≤ 1.05x"
 
 
 WRK_OUTPUT = """\
@@ -270,6 +272,28 @@ def test_smoke_run_writes_well_formed_tables(tmp_path: t.Any) -> None:
                 rows.append([cell])
             elif line.startswith("     - "):
                 rows[-1].append(cell)
-        assert rows[0] == ["Comparison", "Ratio", "Spread", "a / b", "Target, checks"]
+        assert rows[0] == [
+            "Comparison",
+            "Ratio",
+            "Spread",
+            "Medians, a / b",
+            "Target, checks",
+        ]
         assert [r[0] for r in rows[1:]] == [r["label"] for r in section["rows"]]
         assert all(len(r) == 5 for r in rows)
+
+    # A saved run renders to the same tables.
+    subprocess.run(
+        [
+            sys.executable,
+            SCRIPT,
+            "--render",
+            str(tmp_path / "out.json"),
+            "--rst",
+            str(tmp_path / "again-py{python}.inc"),
+        ],
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
+    assert (tmp_path / f"again-py{version}.inc").read_text(encoding="utf-8") == rst
