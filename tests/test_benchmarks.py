@@ -59,6 +59,20 @@ def test_impossible_ratio_is_flagged(bench: types.ModuleType) -> None:
     assert any(f.startswith("SUSPECT") for f in straddling.flags())
     sound = bench.Row("a / b", spread(bench, 1.0, 1.01, 1.02, 1.03), floor=0.95)
     assert sound.flags() == []
+    # Requests/s of an async view over the same sync view cannot exceed 1x.
+    faster = bench.Row("a / b", spread(bench, 1.2, 1.3, 1.4, 1.5), ceiling=1.05)
+    assert any(f.startswith("IMPOSSIBLE") for f in faster.flags())
+    reaching = bench.Row("a / b", spread(bench, 0.8, 0.9, 1.1, 1.2), ceiling=1.05)
+    assert any(f.startswith("SUSPECT") for f in reaching.flags())
+
+
+def test_more_sleepers_than_threads_is_flagged(bench: types.ModuleType) -> None:
+    server = bench.Server("gthread 2x8", [], cap=16)
+    # 10 ms sleeps: 2,000 requests/s are 20 requests asleep at once.
+    assert bench.load_note([bench.Load(2000, None)], server, 0.01).startswith(
+        "IMPOSSIBLE: 20.0 sleepers on 16 threads"
+    )
+    assert bench.load_note([bench.Load(1200, None)], server, 0.01) == ""
 
 
 def test_wide_spread_is_flagged_noisy(bench: types.ModuleType) -> None:
