@@ -219,6 +219,7 @@ def test_compare_reports_disagreement(
     assert "1 rows whose spreads do not overlap" in out
 
 
+@pytest.mark.slow
 def test_smoke_run_writes_well_formed_tables(tmp_path: t.Any) -> None:
     result = subprocess.run(
         [
