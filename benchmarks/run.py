@@ -669,6 +669,10 @@ class Load:
     failed: int = 0
     #: Connect, read and write errors and timeouts.
     socket_errors: int = 0
+    #: Responses received, successful or not.
+    requests: int = 0
+    #: CPU time the server's processes spent per response, in seconds.
+    cpu: float | None = None
 
 
 @dataclasses.dataclass
@@ -881,6 +885,7 @@ def load_wrk(port: int, seconds: float, connections: int) -> Load:
         None if p99 is None else float(p99.group(1)) * _UNITS[p99.group(2)],
         failed,
         socket_errors,
+        requests,
     )
 
 
@@ -922,9 +927,64 @@ def load_python(port: int, seconds: float, connections: int) -> Load:
         await asyncio.gather(*(client(deadline, latencies) for _ in range(connections)))
         elapsed = time.monotonic() - begin
         p99 = statistics.quantiles(latencies, n=100)[98] if len(latencies) > 1 else None
-        return Load((len(latencies) - failed) / elapsed, p99, failed, socket_errors)
+        return Load(
+            (len(latencies) - failed) / elapsed,
+            p99,
+            failed,
+            socket_errors,
+            len(latencies),
+        )
 
     return asyncio.run(main())
+
+
+def tree_cpu(pid: int) -> float | None:
+    """CPU time (user + system, in seconds) of process ``pid`` and all its
+    descendants, from ``/proc``; None where there is no ``/proc``.
+    """
+    stats: dict[int, tuple[int, float]] = {}  # pid: (parent, seconds)
+    try:
+        ticks = os.sysconf("SC_CLK_TCK")
+        entries = os.listdir("/proc")
+    except (OSError, ValueError, AttributeError):
+        return None
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                # The command name is in parentheses and may contain spaces.
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # exited meanwhile
+        stats[int(entry)] = (
+            int(fields[1]),
+            (int(fields[11]) + int(fields[12])) / ticks,
+        )
+    if pid not in stats:
+        return None
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        total += stats[current][1]
+        todo += [p for p, (parent, _) in stats.items() if parent == current]
+    return total
+
+
+def measure(
+    server: Server,
+    load: cabc.Callable[[int, float, int], Load],
+    seconds: float,
+    connections: int,
+) -> Load:
+    """Load ``server`` and add the CPU time its processes spent per response."""
+    assert server.process is not None
+    before = tree_cpu(server.process.pid)
+    result = load(server.port, seconds, connections)
+    after = tree_cpu(server.process.pid)
+    if before is not None and after is not None and result.requests:
+        result.cpu = (after - before) / result.requests
+    return result
 
 
 def _importable(name: str) -> bool:
@@ -957,10 +1017,21 @@ def run_servers(
             for c in connections:
                 random.shuffle(order)
                 for server in order:
-                    results[server.name, c].append(load(server.port, seconds, c))
+                    results[server.name, c].append(measure(server, load, seconds, c))
     finally:
         stop(servers)
     return results
+
+
+def _cpu(*runs: cabc.Sequence[Load]) -> str:
+    """The servers' median CPU time per response, ``"; 250 / 180 µs CPU"``."""
+    medians = []
+    for loads in runs:
+        cpu = [x.cpu for x in loads if x.cpu is not None]
+        if not cpu:
+            return ""
+        medians.append(f"{statistics.median(cpu) * 1e6:.0f}")
+    return f"; {' / '.join(medians)} µs CPU"
 
 
 def _median(values: cabc.Sequence[float], spec: str) -> str:
@@ -999,6 +1070,7 @@ def hello_section(rounds: int, seconds: float, warm: float) -> Section:
     ) -> Row:
         figures = (
             f"{_median(rps[a], ',.0f')} / {_median(rps[b], ',.0f')} req/s"
+            + _cpu(results[a, connections], results[b, connections])
             if rps[a] and rps[b]
             else ""
         )
@@ -1019,6 +1091,34 @@ def hello_section(rounds: int, seconds: float, warm: float) -> Section:
         row("Flask async, SharedLoop", "Flask sync", ceiling=1 / MORE_WORK),
         row("Flask async, Flask's bridge", "Flask sync", ceiling=1 / MORE_WORK),
         row(quarts[1], quarts[0]),
+    ]
+
+    # The same pairs in the servers' CPU time per response, which the
+    # machine's load moves much less than requests per second.
+    cpu = {
+        s.name: [x.cpu for x in results[s.name, connections] if x.cpu is not None]
+        for s in servers
+    }
+
+    def cpu_row(a: str, b: str, floor: float | None = None) -> Row:
+        figures = (
+            f"{statistics.median(cpu[a]) * 1e6:.0f} / "
+            f"{statistics.median(cpu[b]) * 1e6:.0f} µs"
+            if cpu[a] and cpu[b]
+            else ""
+        )
+        return Row(
+            f"CPU per response: {a} / {b}",
+            spread(ratios(cpu[a], cpu[b]) if len(cpu[a]) == len(cpu[b]) else []),
+            figures,
+            floor=floor,
+            note=load_note(results[a, connections], by_name[a]),
+        )
+
+    rows += [
+        cpu_row("Flask async, SharedLoop", "Flask sync", MORE_WORK),
+        cpu_row("Flask async, Flask's bridge", "Flask sync", MORE_WORK),
+        *(cpu_row("Flask async, SharedLoop", q) for q in quarts),
     ]
     return Section(
         f'Real servers, "Hello, World!", requests/s ({client_name(seconds, 16)})',
@@ -1069,6 +1169,7 @@ def sleep_sections(rounds: int, seconds: float, warm: float) -> list[Section]:
                 figures = f"{sleepers:.1f} sleepers, {_median(rps, ',.0f')} req/s"
             if p99s:
                 figures += f", p99 {statistics.median(p99s) * 1e3:.0f} ms"
+            figures += _cpu(loads)
             rows.append(
                 Row(
                     f"{server.name} (reference)"
@@ -1320,7 +1421,7 @@ def main(argv: list[str] | None = None) -> int:
     elif options.quick:
         rounds, batch, server_rounds, seconds, warm = 20, 0.002, 1, 1.0, 0.0
     else:
-        rounds, batch, server_rounds, seconds, warm = 150, 0.008, 4, 2.0, 1.0
+        rounds, batch, server_rounds, seconds, warm = 150, 0.008, 6, 1.0, 1.0
     rounds = options.rounds or rounds
     only = (options.only or "").lower()
 
