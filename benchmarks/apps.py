@@ -174,7 +174,7 @@ class ThreadLocalLoop:
                 loop = self._local.loop = asyncio.new_event_loop()
                 with self._lock:
                     self._loops.append(loop)
-            return loop.run_until_complete(func(*args, **kwargs))  # type: ignore[arg-type]
+            return loop.run_until_complete(func(*args, **kwargs))
 
         return run
 

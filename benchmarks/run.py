@@ -3,7 +3,7 @@
 Run from the repository root::
 
     python benchmarks/run.py            # full run (about five minutes)
-    python benchmarks/run.py --quick    # short run (about half a minute)
+    python benchmarks/run.py --quick    # every row, short (under a minute)
     python benchmarks/run.py --rst docs/_generated/performance-py{python}.inc
 
 Every row is a ratio of two cases measured in the same round, one right
@@ -49,6 +49,8 @@ ROOT = os.path.dirname(HERE)
 sys.path[:0] = [HERE, ROOT]
 
 import apps  # noqa: E402
+
+from flask_asyncext.shared_loop import SharedLoop  # noqa: E402
 
 #: Runs a case ``n`` times (about; a threaded case rounds to its thread
 #: count) and returns how many calls it made.
@@ -162,6 +164,9 @@ class Row:
         parts = []
         if self.target is not None:
             verdict = self.verdict() or "no figure"
+            if verdict == "unclear" and self.ratio is not None:
+                median = "meets" if self.target.met(self.ratio.median) else "misses"
+                verdict += f" (median {median})"
             parts.append(f"{self.target.text(unicode)}: {verdict}")
         parts.extend(self.flags())
         return "; ".join(parts)
@@ -560,7 +565,7 @@ def cpu_groups() -> list[Group]:
         )
     )
 
-    shared = apps.SharedLoop()
+    shared = SharedLoop()
     cleanups.append(shared.close)
     local = apps.ThreadLocalLoop()
     cleanups.append(local.close)
@@ -701,7 +706,7 @@ def gunicorn_quiet() -> list[str]:
     the installed gunicorn can turn it off, else one path per server (a
     ``{workdir}`` placeholder).
     """
-    from gunicorn.config import KNOWN_SETTINGS
+    from gunicorn.config import KNOWN_SETTINGS  # type: ignore[import-untyped]
 
     names = {setting.name for setting in KNOWN_SETTINGS}
     if "control_socket_disable" in names:
@@ -1370,7 +1375,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument(
-        "--quick", action="store_true", help="a short run (about half a minute)"
+        "--quick", action="store_true", help="every row, short (under a minute)"
     )
     mode.add_argument(
         "--smoke",
@@ -1409,11 +1414,11 @@ def main(argv: list[str] | None = None) -> int:
     if options.render:
         with open(options.render) as f:
             data = json.load(f)
-        sections = [
+        saved = [
             Section(s["title"], [Row.from_dict(r) for r in s["rows"]], s["method"])
             for s in data["sections"]
         ]
-        write(data["meta"], sections, options)
+        write(data["meta"], saved, options)
         return 0
 
     if options.smoke:
