@@ -283,6 +283,29 @@ class ThreadPool:
             thread.join(5)
 
 
+@contextlib.contextmanager
+def one_core(pin: bool) -> cabc.Iterator[str]:
+    """Run the CPU-time groups, and the threads they start, on one core.
+
+    Otherwise their threads run on several cores at once when other
+    processes leave them free, and contend for the GIL across cores: the
+    multi-threaded rows would then measure how busy the machine is. Yields
+    how the groups ran, for the table's header.
+    """
+    getaffinity = getattr(os, "sched_getaffinity", None)
+    setaffinity = getattr(os, "sched_setaffinity", None)
+    if not pin or getaffinity is None or setaffinity is None:
+        yield "; all cores"
+        return
+    allowed = getaffinity(0)
+    core = min(allowed)
+    setaffinity(0, {core})
+    try:
+        yield f"; pinned to one core (CPU {core}) with its threads"
+    finally:
+        setaffinity(0, allowed)
+
+
 def cpu_per_call(batch: Batch, n: int) -> float:
     gc_was_enabled = gc.isenabled()
     gc.disable()
@@ -1387,6 +1410,11 @@ def main(argv: list[str] | None = None) -> int:
         "--no-servers", action="store_true", help="skip the real-server rows"
     )
     parser.add_argument(
+        "--all-cores",
+        action="store_true",
+        help="do not pin the CPU-time groups to one core",
+    )
+    parser.add_argument(
         "--only",
         metavar="WORDS",
         help="run only the sections whose title contains WORDS (case-insensitive)",
@@ -1456,13 +1484,15 @@ def main(argv: list[str] | None = None) -> int:
     print(*header_lines({**meta, "load_after": "-"})[1:], sep="\n", flush=True)
 
     sections: list[Section] = []
-    for group in cpu_groups():
-        if only in group.title.lower():
-            group.run(rounds, batch)
-            sections.append(group.section())
-            print(f"  done: {group.title}", flush=True)
-    for cleanup in cleanups:
-        cleanup()
+    with one_core(not options.all_cores) as core:
+        meta["cpu_method"] += core
+        for group in cpu_groups():
+            if only in group.title.lower():
+                group.run(rounds, batch)
+                sections.append(group.section())
+                print(f"  done: {group.title}", flush=True)
+        for cleanup in cleanups:
+            cleanup()
 
     if not options.no_servers:
         if only in 'real servers, "hello, world!", requests/s':
