@@ -4,7 +4,6 @@ import asyncio
 import collections.abc as cabc
 import contextvars
 import gc
-import inspect
 import logging
 import os
 import signal
@@ -22,7 +21,7 @@ from flask import g
 from flask import request
 from flask import session
 
-from flask_asyncext import shared_loop as shared_loop_module
+from flask_asyncext import _loop_runner as loop_runner
 from flask_asyncext.shared_loop import SharedLoop
 
 #: Upper bound for waits that only end when the code under test misbehaves.
@@ -117,12 +116,9 @@ def test_every_async_hop_runs_on_one_loop(
         return "ok"
 
     client = shared_app.test_client()
-    # Requests that succeed first: nothing else is on the loop, so the
-    # request thread drives every hop itself, with no hand-off.
     for n in range(0, 10, 2):
         assert client.get(f"/{n}").status_code == 200
 
-    assert {ident for _, _, ident in seen} == {threading.get_ident()}
     assert len(seen) == 5 * 4
 
     for n in range(1, 10, 2):
@@ -138,10 +134,8 @@ def test_every_async_hop_runs_on_one_loop(
     }
     assert len(seen) == 10 * 4 + 5
     assert {loop for _, loop, _ in seen} == {runner.loop}
-    # An error handler runs while an exception is handled: on the idle driver
-    # (the hops right after it may find that driver still running the loop).
-    handled_by = {ident for hop, _, ident in seen if hop == "errorhandler"}
-    assert handled_by == {runner._current.thread.ident}  # type: ignore[union-attr]
+    # Every hop ran in the loop's own thread, never in the request's.
+    assert {ident for _, _, ident in seen} == {runner._current.thread.ident}  # type: ignore[union-attr]
 
 
 def test_flask_context_visible(shared_app: Flask) -> None:
@@ -239,7 +233,7 @@ def test_concurrent_requests_interleave(shared_app: Flask, runner: SharedLoop) -
     assert loops == {runner.loop}
 
 
-def test_calls_arriving_together_share_one_wake_up(runner: SharedLoop) -> None:
+def test_calls_queued_while_loop_is_busy_all_complete(runner: SharedLoop) -> None:
     loop = runner.loop
     state = runner._current
     assert state is not None
@@ -265,18 +259,17 @@ def test_calls_arriving_together_share_one_wake_up(runner: SharedLoop) -> None:
     ]
     for thread in threads:
         thread.start()
-    for _ in range(PATIENCE * 1000):  # all three queued while the loop is busy
-        if len(state.pending) == 3:
+    for _ in range(PATIENCE * 1000):  # all three handed over while the loop is busy
+        if len(state.calls) == 3:
             break
         threading.Event().wait(0.001)
-    assert len(state.pending) == 3
-    assert state.wake_scheduled
+    assert len(state.calls) == 3
+    assert results == []
     release.set()
     for thread in threads:
         thread.join()
     assert sorted(results) == [0, 1, 2]
-    assert not state.pending
-    assert not state.wake_scheduled
+    assert not state.calls
 
 
 def test_threads_race_on_one_lock(shared_app: Flask) -> None:
@@ -424,10 +417,19 @@ def test_async_error_handler_sees_exception(shared_app: Flask) -> None:
     assert (response.status_code, response.text) == (418, "Custom")
 
 
-def interrupt_wait_soon(main: int) -> threading.Thread:
-    """Signal the main thread until it is interrupted in the runner's wait
-    (the handler installed by ``interruptible`` raises only there).
+interrupted = threading.Event()
+senders: list[threading.Thread] = []
+
+
+#: Raise only while the main thread runs code of this file (None: anywhere).
+raise_in: list[str | None] = [None]
+
+
+def interrupt_soon(main: int, where: str | None = None) -> threading.Thread:
+    """Signal the main thread until the handler installed by
+    ``interruptible`` has raised there (in a function of file ``where``).
     """
+    raise_in[0] = where
 
     def send() -> None:
         for _ in range(PATIENCE * 1000):
@@ -443,25 +445,15 @@ def interrupt_wait_soon(main: int) -> threading.Thread:
     return thread
 
 
-interrupted = threading.Event()
-run_code = SharedLoop._run.__code__
-#: The line where the calling thread waits for the loop (read at import time,
-#: with the code that runs).
-WAIT_LINE = next(
-    number
-    for number, line in enumerate(
-        inspect.getsourcelines(SharedLoop._run)[0], run_code.co_firstlineno
-    )
-    if line.strip() == "call.done.acquire()"
-)
-senders: list[threading.Thread] = []
-
-
 @pytest.fixture
 def interruptible() -> cabc.Iterator[None]:
+    """SIGUSR1 raises ``Interrupted`` in the main thread, once per
+    ``interrupt_soon``, wherever the main thread is.
+    """
+
     def handler(signum: int, frame: t.Any) -> None:
-        waiting = frame.f_code is run_code and frame.f_lineno == WAIT_LINE
-        if waiting and not interrupted.is_set():
+        where = raise_in[0]
+        if not interrupted.is_set() and where in (None, frame.f_code.co_filename):
             interrupted.set()
             raise Interrupted
 
@@ -472,36 +464,16 @@ def interruptible() -> cabc.Iterator[None]:
     signal.signal(signal.SIGUSR1, previous)
 
 
-def drive_elsewhere(runner: SharedLoop) -> tuple[threading.Thread, threading.Event]:
-    """Make another thread drive the loop (it waits in a coroutine until the
-    returned event is set), so that calls from this thread are handed over.
-    """
-    driving = threading.Event()
-    release = threading.Event()
-
-    async def hold() -> None:
-        driving.set()
-        for _ in range(PATIENCE * 1000):
-            if release.is_set():
-                return
-            await asyncio.sleep(0.001)
-
-    thread = threading.Thread(target=runner.async_to_sync(hold))
-    thread.start()
-    assert driving.wait(PATIENCE)
-    return thread, release
-
-
 @pytest.mark.usefixtures("interruptible")
 def test_interrupted_wait_cancels_coroutine(
     runner: SharedLoop, asyncio_errors: list[logging.LogRecord]
 ) -> None:
     main = threading.get_ident()
     cancelled = threading.Event()
-    driver, release = drive_elsewhere(runner)
 
     async def forever() -> None:
-        interrupt_wait_soon(main)
+        # The main thread is waiting for this coroutine from now on.
+        interrupt_soon(main)
         try:  # bounded: a broken runner fails the test instead of hanging it
             await asyncio.wait_for(asyncio.Event().wait(), PATIENCE)
         except asyncio.CancelledError:
@@ -512,114 +484,59 @@ def test_interrupted_wait_cancels_coroutine(
         runner.async_to_sync(forever)()
 
     assert cancelled.wait(PATIENCE)
-    release.set()
-    driver.join()
 
     # The loop is not wedged: the next call runs on the same loop.
     async def loop_now() -> asyncio.AbstractEventLoop:
         return asyncio.get_running_loop()
 
     assert runner.async_to_sync(loop_now)() is runner.loop
-    assert not asyncio_errors
-
-
-def in_selector(frame: t.Any) -> bool:
-    return bool(
-        frame.f_code.co_name == "select"
-        and frame.f_globals.get("__name__") == "selectors"
-    )
-
-
-@pytest.fixture
-def interruptible_driver() -> cabc.Iterator[None]:
-    """Like ``interruptible``, but raises while this thread drives the loop
-    and waits for events in the loop's selector.
-    """
-
-    def handler(signum: int, frame: t.Any) -> None:
-        if in_selector(frame) and not interrupted.is_set():
-            interrupted.set()
-            raise Interrupted
-
-    previous = signal.signal(signal.SIGUSR1, handler)
-    yield
-    while senders:
-        senders.pop().join()
-    signal.signal(signal.SIGUSR1, previous)
-
-
-@pytest.mark.usefixtures("interruptible_driver")
-def test_interrupted_driver_hands_loop_over(
-    runner: SharedLoop, asyncio_errors: list[logging.LogRecord]
-) -> None:
-    """The thread driving the loop is interrupted mid-drive: its coroutine is
-    cancelled, and the calls of other threads still complete.
-    """
-    main = threading.get_ident()
-    cancelled = threading.Event()
-    waiting: asyncio.Event | None = None
-    gate: asyncio.Event | None = None
-    results: list[str] = []
-
-    async def other() -> str:
-        assert waiting is not None
-        waiting.set()
-        assert gate is not None
-        await asyncio.wait_for(gate.wait(), PATIENCE)
-        return "other"
-
-    def other_thread() -> None:
-        results.append(runner.async_to_sync(other)())
-
-    follower = threading.Thread(target=other_thread)
-
-    async def forever() -> None:
-        nonlocal waiting, gate
-        waiting, gate = asyncio.Event(), asyncio.Event()
-        follower.start()
-        await asyncio.wait_for(waiting.wait(), PATIENCE)
-        interrupt_wait_soon(main)
-        try:
-            await asyncio.wait_for(asyncio.Event().wait(), PATIENCE)
-        except asyncio.CancelledError:
-            cancelled.set()
-            gate.set()
-            raise
-
-    with pytest.raises(Interrupted):
-        runner.async_to_sync(forever)()
-
-    follower.join()
-    assert results == ["other"]
-    assert cancelled.is_set()
-
-    async def where() -> tuple[asyncio.AbstractEventLoop, int]:
-        return asyncio.get_running_loop(), threading.get_ident()
-
-    assert runner.async_to_sync(where)() == (runner.loop, main)
+    assert not runner._current.calls  # type: ignore[union-attr]
     assert not asyncio_errors
 
 
 @pytest.mark.usefixtures("interruptible")
-@pytest.mark.parametrize("closing", [False, True])
+def test_interrupted_while_running_sync_work(runner: SharedLoop) -> None:
+    """The waiting thread runs the coroutine's thread-sensitive sync work and
+    is interrupted there: the sync function raises, the coroutine sees it.
+    """
+    from asgiref.sync import sync_to_async
+
+    main = threading.get_ident()
+
+    def blocking() -> None:
+        interrupt_soon(main)
+        interrupted.wait(PATIENCE)  # raises Interrupted here, in this thread
+        threading.Event().wait(PATIENCE)  # pragma: no cover
+
+    seen: list[BaseException] = []
+
+    async def coroutine() -> str:
+        try:
+            await sync_to_async(blocking)()
+        except Interrupted as e:
+            seen.append(e)
+        return "went on"
+
+    assert runner.async_to_sync(coroutine)() == "went on"
+    assert len(seen) == 1
+
+
+@pytest.mark.usefixtures("interruptible")
 def test_interrupted_before_task_started(
-    runner: SharedLoop, closing: bool, asyncio_errors: list[logging.LogRecord]
+    runner: SharedLoop, asyncio_errors: list[logging.LogRecord]
 ) -> None:
     """The waiting thread is interrupted while the loop is busy, so the task
-    is cancelled before it starts (or, while closing, never created): the
-    coroutine is closed, never left un-awaited. (Python >= 3.12 runs the first
-    step at once: the coroutine is then cancelled at its first await.)
+    is cancelled before it starts: the coroutine is closed, never left
+    un-awaited. (Python >= 3.12 runs the first step at once: the coroutine is
+    then cancelled at its first await.)
     """
     loop = runner.loop
-    state = runner._current
-    assert state is not None
     busy = threading.Event()
     release = threading.Event()
 
     def block() -> None:
         busy.set()
         release.wait(PATIENCE)
-        state.closing = closing
 
     loop.call_soon_threadsafe(block)
     assert busy.wait(PATIENCE)
@@ -631,7 +548,8 @@ def test_interrupted_before_task_started(
         started += 1  # pragma: no cover
         await asyncio.wait_for(asyncio.Event().wait(), PATIENCE)  # pragma: no cover
 
-    interrupt_wait_soon(threading.get_ident())
+    # Raised while the main thread waits in the runner's code.
+    interrupt_soon(threading.get_ident(), loop_runner.__file__)
     with pytest.raises(Interrupted):
         runner.async_to_sync(never_started)()
     release.set()
@@ -639,43 +557,62 @@ def test_interrupted_before_task_started(
     async def noop() -> None:
         pass
 
-    if closing:
-        # The idle driver shut the loop down.
-        state.thread.join(PATIENCE)
-        assert not state.thread.is_alive()
-        with pytest.raises(RuntimeError, match="closed"):
-            runner.async_to_sync(noop)()
-        runner._current = None
     runner.async_to_sync(noop)()
     gc.collect()
-    eager = bool(shared_loop_module._EAGER)
-    assert started == (1 if eager and not closing else 0)
+    eager = bool(loop_runner._EAGER)
+    assert started == (1 if eager else 0)
+    assert not runner._current.calls  # type: ignore[union-attr]
     assert not asyncio_errors
 
 
-def test_driver_interrupted_before_task_created(
+def test_abandoned_before_started(runner: SharedLoop) -> None:
+    """A call whose caller gave up before the loop started it is closed and
+    never started.
+    """
+    state = runner._current or runner._start()
+
+    async def never_started() -> None:
+        pass  # pragma: no cover
+
+    call = loop_runner.Call(state, never_started(), contextvars.copy_context(), None)
+    state.calls.add(call)
+    state.loop.call_soon_threadsafe(call.abandon)
+    state.loop.call_soon_threadsafe(call.start)
+    assert call.waiter.queue.get(timeout=PATIENCE) is None
+    assert isinstance(call.error, asyncio.CancelledError)
+    assert call.task is None
+    assert not state.calls
+    # A late abandon() does nothing more.
+    call.error = None
+    state.loop.call_soon_threadsafe(call.abandon)
+    assert runner.async_to_sync(answer)() == 42
+    assert call.error is None
+
+
+async def answer() -> int:
+    return 42
+
+
+def test_task_creation_failure_reaches_caller(
     runner: SharedLoop, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The driving thread is interrupted before its task exists: the
-    coroutine is closed, never left un-awaited, and the loop still works.
+    """Creating the call's task fails on the loop: the caller gets the
+    error, the coroutine is closed, and the loop still works.
     """
     runner.loop  # noqa: B018
 
-    def interrupted_task(coro: t.Any, **kwargs: t.Any) -> t.NoReturn:
+    def failing_task(coro: t.Any, **kwargs: t.Any) -> t.NoReturn:
         coro.close()  # the runner's own wrapper, never started
         raise Interrupted
 
     async def never_started() -> None:
         pass  # pragma: no cover
 
-    monkeypatch.setattr(shared_loop_module, "_new_task", interrupted_task)
+    monkeypatch.setattr(loop_runner, "_new_task", failing_task)
     with pytest.raises(Interrupted):
         runner.async_to_sync(never_started)()
     monkeypatch.undo()
     gc.collect()
-
-    async def answer() -> int:
-        return 42
 
     assert runner.async_to_sync(answer)() == 42
     state = runner._current
@@ -684,23 +621,20 @@ def test_driver_interrupted_before_task_created(
 
 
 def test_call_racing_with_close_is_refused(runner: SharedLoop) -> None:
-    """A thread that takes the idle loop just as it starts closing is refused
-    with a clear error, and the loop shuts down.
+    """A call that reaches the loop while it is closing is refused with a
+    clear error.
     """
-    runner.loop  # noqa: B018
-    state = runner._current
-    assert state is not None
-    state.closing = True  # as set by close() from another thread
+    state = runner._current or runner._start()
+    state.state = loop_runner.State.CLOSING  # as set by close()
 
     async def refused() -> None:
         pass  # pragma: no cover
 
-    with pytest.raises(RuntimeError, match="event loop was closed"):
-        runner.async_to_sync(refused)()
-    state.thread.join(PATIENCE)
-    assert not state.thread.is_alive()
-    assert state.loop.is_closed()
-    runner._current = None
+    try:
+        with pytest.raises(RuntimeError, match="event loop was closed"):
+            runner.async_to_sync(refused)()
+    finally:
+        state.state = loop_runner.State.RUNNING
     gc.collect()
 
 
@@ -857,17 +791,28 @@ def test_concurrent_close(runner: SharedLoop) -> None:
     closers = [threading.Thread(target=runner.close) for _ in range(2)]
     for closer in closers:
         closer.start()
-    for _ in range(PATIENCE * 1000):  # both closers wait for the task
-        if len(state.calls) == 2:
+    for _ in range(PATIENCE * 1000):  # the first closer waits for the task
+        if state.state is loop_runner.State.CLOSING:
             break
         threading.Event().wait(0.001)
-    assert len(state.calls) == 2
+    assert state.state is loop_runner.State.CLOSING
+    assert runner._current is None
     assert release is not None
     state.loop.call_soon_threadsafe(release.set)
     for closer in closers:
         closer.join()
+    state.thread.join(PATIENCE)
     assert not state.thread.is_alive()
-    assert runner._current is None
+    assert state.state is loop_runner.State.CLOSED
+
+
+def test_close_twice_on_one_loop_thread(runner: SharedLoop) -> None:
+    """The loop thread itself ignores a second request to shut down."""
+    state = runner._current or runner._start()
+    runner._current = None
+    state.close(PATIENCE)
+    state.close(PATIENCE)
+    assert state.loop.is_closed()
 
 
 def test_call_after_loop_closed(runner: SharedLoop) -> None:
@@ -897,8 +842,8 @@ def test_call_after_loop_closed(runner: SharedLoop) -> None:
 
 
 def test_calls_left_at_loop_exit_fail(runner: SharedLoop) -> None:
-    """A call scheduled after the loop's last iteration is failed, not left
-    waiting forever.
+    """A call handed over after the loop's last iteration is failed, not
+    left waiting forever.
     """
     runner.loop  # noqa: B018
     state = runner._current
@@ -907,22 +852,18 @@ def test_calls_left_at_loop_exit_fail(runner: SharedLoop) -> None:
     async def coroutine() -> None:
         pass  # pragma: no cover
 
-    call = shared_loop_module._Call(
-        state, coroutine(), contextvars.copy_context(), None
-    )
+    call = loop_runner.Call(state, coroutine(), contextvars.copy_context(), None)
     state.calls.add(call)
     # A call already finished, whose caller has not woken up yet, is left be.
-    finished = shared_loop_module._Call(
-        state, coroutine(), contextvars.copy_context(), None
-    )
+    finished = loop_runner.Call(state, coroutine(), contextvars.copy_context(), None)
     finished.finished = True
     finished.result = "result"
     state.calls.add(finished)
     runner.close()
-    assert call.done.acquire(timeout=PATIENCE)
+    assert call.waiter.queue.get(timeout=PATIENCE) is None
     assert isinstance(call.error, RuntimeError)
     assert call.finished
-    assert finished.done.locked()
+    assert finished.waiter.queue.empty()
     assert (finished.error, finished.result) == (None, "result")
     finished.awaitable.close()  # type: ignore[attr-defined]
 
@@ -959,9 +900,8 @@ def test_loop_property_starts_loop(runner: SharedLoop) -> None:
     state = runner._current
     assert state is not None
     assert state.thread.is_alive()
-    # Nobody drives an idle loop; work scheduled from another thread wakes
-    # the idle driver.
-    assert not loop.is_running()
+    # Its own thread runs it, whether or not a call is in flight.
+    assert loop.is_running()
 
     async def answer() -> int:
         return 42

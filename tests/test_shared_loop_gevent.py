@@ -1,0 +1,142 @@
+"""SharedLoop under gevent: gevent's WSGI server and gunicorn's gevent worker.
+
+Each server runs in its own process (``gevent.monkey.patch_all()`` must come
+first there) and serves 20 concurrent requests to async views, which await
+on the shared loop while the other requests' greenlets run.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import http.client
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+pytest.importorskip("gevent")
+
+pytestmark = pytest.mark.slow
+
+PATIENCE = 60
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONCURRENT = 20
+
+#: The app both servers serve (the recipe the docs include).
+EXAMPLES = os.path.join(ROOT, "examples", "shared_loop")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_port(port: int, process: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + PATIENCE
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    pytest.fail(f"nothing listens on port {port}")
+
+
+def get(port: int, path: str) -> tuple[int, str]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=PATIENCE)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        return response.status, response.read().decode()
+    finally:
+        connection.close()
+
+
+def hammer(port: int) -> list[tuple[int, str]]:
+    """20 requests at once, from 20 client threads."""
+    with concurrent.futures.ThreadPoolExecutor(CONCURRENT) as pool:
+        return list(pool.map(lambda n: get(port, f"/{n}"), range(CONCURRENT)))
+
+
+def check(results: list[tuple[int, str]], port: int) -> None:
+    statuses = [status for status, _ in results]
+    assert statuses == [200] * CONCURRENT, results
+    bodies = [body.split() for _, body in results]
+    assert [int(n) for n, _, _ in bodies] == list(range(CONCURRENT))
+    # One process, one loop, every request on it.
+    assert len({(loop, pid) for _, loop, pid in bodies}) == 1
+    # The requests overlapped on the loop (they did not queue one by one).
+    status, most = get(port, "/most-in-flight")
+    assert status == 200
+    assert int(most) > 1
+
+
+def start(command: list[str], port: int) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        command,
+        cwd=EXAMPLES,
+        env={
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([EXAMPLES, ROOT]),
+            "PORT": str(port),
+        },
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def stop(process: subprocess.Popen[str]) -> str:
+    process.terminate()
+    try:
+        _, stderr = process.communicate(timeout=PATIENCE)
+    except subprocess.TimeoutExpired:  # pragma: no cover (a wedged server)
+        process.kill()
+        _, stderr = process.communicate()
+    return stderr
+
+
+def test_gevent_pywsgi() -> None:
+    port = free_port()
+    server = start([sys.executable, "gevent_app.py"], port)
+    try:
+        wait_for_port(port, server)
+        check(hammer(port), port)
+        check(hammer(port), port)  # and again, on the same loop
+    finally:
+        stderr = stop(server)
+    assert "Traceback" not in stderr, stderr
+
+
+def test_gunicorn_gevent_worker() -> None:
+    pytest.importorskip("gunicorn")
+    port = free_port()
+    server = start(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--worker-class",
+            "gevent",
+            "--workers",
+            "1",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--graceful-timeout",
+            "5",
+            "gevent_app:app",
+        ],
+        port,
+    )
+    try:
+        wait_for_port(port, server)
+        check(hammer(port), port)
+        check(hammer(port), port)
+    finally:
+        stderr = stop(server)
+    assert "Traceback" not in stderr, stderr
