@@ -153,9 +153,9 @@ class Row:
                     flags.append(f"SUSPECT: spread reaches below {self.floor:g}x")
             if self.ceiling is not None and ratio.q3 > self.ceiling:
                 if ratio.q1 > self.ceiling:
-                    flags.append(f"IMPOSSIBLE: above {self.ceiling:g}x")
+                    flags.append(f"IMPOSSIBLE: above {self.ceiling:.2f}x")
                 else:
-                    flags.append(f"SUSPECT: spread reaches above {self.ceiling:g}x")
+                    flags.append(f"SUSPECT: spread reaches above {self.ceiling:.2f}x")
             if ratio.median > 0.05 and (ratio.q3 - ratio.q1) / ratio.median > NOISY:
                 flags.append("noisy")
         return flags
