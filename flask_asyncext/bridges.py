@@ -26,8 +26,10 @@ T = t.TypeVar("T")
 
 _ASYNC_EXTRA = "Install Flask with the 'async' extra in order to use async views."
 
-#: Types that views and checks return all the time and that are never
+#: Types that views and checks return all the time and that can never be
 #: awaitable: a ``type()`` look-up spares them :func:`inspect.isawaitable`.
+#: Generators are not among them: a generator-based coroutine
+#: (:func:`types.coroutine`) is a generator that must be awaited.
 _PLAIN_TYPES: frozenset[type] = frozenset(
     {
         type(None),
@@ -41,19 +43,38 @@ _PLAIN_TYPES: frozenset[type] = frozenset(
         tuple,
         Response,
         BaseResponse,
-        types.GeneratorType,
     }
 )
-_COROUTINE = types.CoroutineType
+_COROUTINE: type[t.Any] = types.CoroutineType
+_GENERATOR: type[t.Any] = types.GeneratorType
+_ASYNC_GENERATOR = types.AsyncGeneratorType
 _MARKERS = ("_is_coroutine", "_is_coroutine_marker")
 
 
-def _is_awaitable(value: object) -> bool:
-    """Whether ``value`` must be awaited: :func:`inspect.isawaitable` with a
-    fast path for the types views return all the time.
+def _async_generator_error(value: t.Any) -> TypeError:
+    name = getattr(value, "__qualname__", None) or repr(value)
+    return TypeError(
+        f"Got an async generator object from {name!r} where a value is"
+        f" expected: {name!r} is an 'async def' with a 'yield' in it, so"
+        " calling it runs nothing and its result cannot be awaited. Return"
+        " the value instead of yielding it."
+    )
+
+
+def _must_await(value: object) -> bool:
+    """Whether ``value``, which is not of a plain type, must be awaited.
+
+    An async generator object is never a value: :exc:`TypeError`.
     """
     cls = type(value)
-    return cls is _COROUTINE or (cls not in _PLAIN_TYPES and inspect.isawaitable(value))
+
+    if cls is _COROUTINE:
+        return True
+
+    if cls is _ASYNC_GENERATOR:
+        raise _async_generator_error(value)
+
+    return inspect.isawaitable(value)
 
 
 def is_async_callable(
@@ -105,6 +126,13 @@ async def maybe_await(value: object) -> t.Any:
 
         user = await maybe_await(user_loader(user_id))
 
+    Whatever is awaitable is awaited, until a value that is not is left: a
+    coroutine, a generator-based coroutine (:func:`types.coroutine`), any
+    object with ``__await__``, and an awaitable that gives another one. An
+    async generator object (an ``async def`` with a stray ``yield``) is never
+    a value: :exc:`TypeError`. A plain generator (a streamed response) is
+    returned as it is.
+
     Plain values take a fast path: their type is looked up once instead of
     calling :func:`inspect.isawaitable`.
 
@@ -112,10 +140,8 @@ async def maybe_await(value: object) -> t.Any:
 
     .. versionadded:: 0.1
     """
-    cls = type(value)
-
-    if cls is _COROUTINE or (cls not in _PLAIN_TYPES and inspect.isawaitable(value)):
-        return await t.cast("cabc.Awaitable[t.Any]", value)
+    while type(value) not in _PLAIN_TYPES and _must_await(value):
+        value = await t.cast("cabc.Awaitable[t.Any]", value)
 
     return value
 
@@ -142,11 +168,18 @@ def _discard(awaitable: object) -> None:
     """Close a coroutine that will never run, so that it does not warn that
     it was never awaited.
     """
-    if type(awaitable) is _COROUTINE:
+    cls = type(awaitable)
+
+    if cls is _COROUTINE:
         coroutine = t.cast("cabc.Coroutine[t.Any, t.Any, t.Any]", awaitable)
 
         if inspect.getcoroutinestate(coroutine) == inspect.CORO_CREATED:
             coroutine.close()
+    elif cls is _GENERATOR:
+        generator = t.cast("cabc.Generator[t.Any, t.Any, t.Any]", awaitable)
+
+        if inspect.getgeneratorstate(generator) == inspect.GEN_CREATED:
+            generator.close()
 
 
 def _bridge(func: cabc.Callable[[], cabc.Coroutine[t.Any, t.Any, T]]) -> T:
@@ -174,7 +207,7 @@ def _run_sync(awaitable: cabc.Awaitable[T], culprit: object = None) -> T:
     """
 
     async def resolve() -> T:
-        return await awaitable
+        return await maybe_await(awaitable)
 
     try:
         _refuse_in_loop(awaitable if culprit is None else culprit)
@@ -182,6 +215,14 @@ def _run_sync(awaitable: cabc.Awaitable[T], culprit: object = None) -> T:
     except BaseException:
         _discard(awaitable)
         raise
+
+
+def _resolve_sync(value: t.Any, culprit: object) -> t.Any:
+    """Resolve from sync code what a call gave where a value is expected."""
+    if type(value) in _PLAIN_TYPES or not _must_await(value):
+        return value
+
+    return _run_sync(value, culprit)
 
 
 def _wraps_sync(
@@ -213,7 +254,10 @@ def ensure_sync(func: cabc.Callable[P, t.Any]) -> cabc.Callable[P, t.Any]:
     Like :meth:`flask.Flask.ensure_sync`, but it sees every kind of async
     callable that :func:`is_async_callable` sees, works outside an app
     context (with asgiref), and never hands back an awaitable: a sync-looking
-    callable that returns one has its result resolved too.
+    callable that returns one has its result resolved too, and awaitables
+    are awaited until a value that is not is left, as
+    :func:`maybe_await` does (an async generator object is a
+    :exc:`TypeError`).
 
     .. code-block:: python
 
@@ -247,12 +291,7 @@ def ensure_sync(func: cabc.Callable[P, t.Any]) -> cabc.Callable[P, t.Any]:
 
     @_wraps_sync(func)
     def call_sync(*args: P.args, **kwargs: P.kwargs) -> t.Any:
-        rv = func(*args, **kwargs)
-
-        if _is_awaitable(rv):
-            return _run_sync(rv, func)
-
-        return rv
+        return _resolve_sync(func(*args, **kwargs), func)
 
     return call_sync
 
@@ -275,7 +314,9 @@ def ensure_async(
     :func:`inspect.iscoroutinefunction` recognises on every Python: a
     coroutine function is returned as it is, and any other async callable (a
     partial, an object with an async ``__call__``, a marked function) is
-    wrapped.
+    wrapped, and what the wrapper gives is resolved as :func:`maybe_await`
+    resolves it. Awaiting a coroutine function returned as it is gives
+    exactly what it returns.
 
     .. code-block:: python
 
@@ -304,7 +345,7 @@ def ensure_async(
 
         @functools.wraps(func)
         async def await_call(*args: P.args, **kwargs: P.kwargs) -> t.Any:
-            return await func(*args, **kwargs)
+            return await maybe_await(func(*args, **kwargs))
 
         return await_call
 
@@ -313,7 +354,7 @@ def ensure_async(
         @functools.wraps(func)
         async def call_inline(*args: P.args, **kwargs: P.kwargs) -> t.Any:
             rv = func(*args, **kwargs)
-            return (await rv) if _is_awaitable(rv) else rv
+            return rv if type(rv) in _PLAIN_TYPES else await maybe_await(rv)
 
         return call_inline
 
@@ -328,9 +369,14 @@ def ensure_async(
     # same thread as the request. On any other loop (a shared one), the
     # thread-sensitive path would queue every request on asgiref's single
     # global thread, so the loop's thread pool is used instead.
+    # ``loop_thread_executors`` is private to asgiref: its meaning (keys are
+    # the loops its async_to_sync runs) is pinned by a test. Were it gone,
+    # every call would take the pool, which is correct, only slower.
     in_waiting_thread = sync_to_async(func, thread_sensitive=True)
     in_pool = sync_to_async(func, thread_sensitive=False)
-    started_by_asgiref = AsyncToSync.loop_thread_executors
+    started_by_asgiref: cabc.Container[object] = getattr(
+        AsyncToSync, "loop_thread_executors", ()
+    )
 
     @functools.wraps(func)
     async def call_in_thread(*args: P.args, **kwargs: P.kwargs) -> t.Any:
@@ -339,6 +385,6 @@ def ensure_async(
         else:
             rv = await in_pool(*args, **kwargs)
 
-        return (await rv) if _is_awaitable(rv) else rv
+        return rv if type(rv) in _PLAIN_TYPES else await maybe_await(rv)
 
     return call_in_thread
