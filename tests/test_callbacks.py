@@ -278,3 +278,19 @@ def test_is_async_path_in_bodies(app: Flask) -> None:
         ("async", True),
     ]
     assert is_async_path() is False
+
+
+class _User:
+    name = "ann"
+
+
+def _mixed_helper() -> t.Any:
+    number = yield 1
+    user = yield load_user_async(str(number))
+    assert user == "ann"
+    return _User()
+
+
+def test_drive_plain_values_and_objects() -> None:
+    assert isinstance(drive_sync(_mixed_helper()), _User)
+    assert isinstance(asyncio.run(drive_async(_mixed_helper())), _User)
