@@ -674,3 +674,28 @@ def test_shut_down_is_started_once(runner: SharedLoop) -> None:
     owner.loop.call_soon_threadsafe(owner.begin_shut_down, PATIENCE)
     assert owner.released.wait(PATIENCE)
     assert owner.loop.is_closed()
+
+
+def test_parked_worker_gives_its_place_to_queued_work() -> None:
+    """With one worker, busy: work queued behind it runs as soon as that
+    worker parks (waits in the bridge), not after it returns.
+    """
+    from flask_asyncext._loop_runner import Pool
+
+    pool = Pool(max_workers=1)
+    queued = threading.Event()
+
+    def bridging() -> str:
+        assert queued.wait(PATIENCE)
+        pool.park()  # what a worker does while it waits for the loop
+        try:
+            return t.cast(str, behind.result(PATIENCE))
+        finally:
+            pool.unpark()
+
+    first = pool.submit(bridging)
+    behind = pool.submit(lambda: "ran meanwhile")
+    assert len(pool.threads) == 1  # no place for it yet
+    queued.set()
+    assert first.result(PATIENCE) == "ran meanwhile"
+    pool.shutdown(wait=True)
