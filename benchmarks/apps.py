@@ -1,7 +1,10 @@
 """The apps and decorators the benchmarks measure.
 
-Importable by ``gunicorn`` and ``uvicorn`` as ``apps:<name>`` with
-``benchmarks/`` as the working directory.
+The servers import their app as ``apps:<name>`` with ``benchmarks/`` on the
+path; each name in :data:`SERVER_APPS` is built on first access (module
+``__getattr__``), in the worker process that serves it, so that importing
+this module starts no event loop and no thread (the gevent worker patches
+the standard library before it loads the app).
 """
 
 from __future__ import annotations
@@ -9,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import collections.abc as cabc
 import functools
+import threading
+import time
 import typing as t
 
 from flask import current_app
@@ -18,6 +23,10 @@ from flask_asyncext import async_compatible_decorator
 from flask_asyncext.shared_loop import SharedLoop
 
 F = t.TypeVar("F", bound=cabc.Callable[..., t.Any])
+R = t.TypeVar("R")
+
+#: How long the I/O-bound views sleep, in seconds.
+SLEEP = 0.010
 
 
 # --- views -------------------------------------------------------------------
@@ -28,6 +37,16 @@ def sync_view() -> str:
 
 
 async def async_view() -> str:
+    return "Hello, World!"
+
+
+def sync_sleep_view() -> str:
+    time.sleep(SLEEP)
+    return "Hello, World!"
+
+
+async def async_sleep_view() -> str:
+    await asyncio.sleep(SLEEP)
     return "Hello, World!"
 
 
@@ -128,11 +147,51 @@ def stack(decorator: cabc.Callable[[F], F], view: F, depth: int = 3) -> F:
     return view
 
 
+# --- bridges -----------------------------------------------------------------------
+
+
+class ThreadLocalLoop:
+    """The baseline for the shared loop: one event loop per request thread,
+    kept for the thread's lifetime, run by that thread. No hand-off between
+    threads, but one loop per thread (loop-bound clients still break when a
+    request lands on another thread).
+    """
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+        self._loops: list[asyncio.AbstractEventLoop] = []
+        self._lock = threading.Lock()
+
+    def init_app(self, app: Flask) -> None:
+        app.async_to_sync = self.async_to_sync  # type: ignore[method-assign]
+
+    def async_to_sync(
+        self, func: cabc.Callable[..., cabc.Awaitable[R]]
+    ) -> cabc.Callable[..., R]:
+        def run(*args: t.Any, **kwargs: t.Any) -> R:
+            loop = getattr(self._local, "loop", None)
+            if loop is None:
+                loop = self._local.loop = asyncio.new_event_loop()
+                with self._lock:
+                    self._loops.append(loop)
+            return loop.run_until_complete(func(*args, **kwargs))
+
+        return run
+
+    def close(self) -> None:
+        with self._lock:
+            for loop in self._loops:
+                loop.close()
+            self._loops.clear()
+
+
 # --- apps ------------------------------------------------------------------------
 
 
 def make_app(
-    view: cabc.Callable[..., t.Any], *, shared: SharedLoop | None = None
+    view: cabc.Callable[..., t.Any],
+    *,
+    shared: SharedLoop | ThreadLocalLoop | None = None,
 ) -> Flask:
     app = Flask(__name__)
     app.add_url_rule("/", view_func=view)
@@ -141,19 +200,34 @@ def make_app(
     return app
 
 
-sync_app = make_app(sync_view)
-async_app = make_app(async_view)
-shared_app = make_app(async_view, shared=SharedLoop())
+def make_quart(view: cabc.Callable[..., t.Any]) -> t.Any:
+    from quart import Quart
 
-
-def _make_quart() -> t.Any:
-    try:
-        from quart import Quart
-    except ImportError:  # only needed for the server comparison
-        return None
     app = Quart(__name__)
-    app.add_url_rule("/", view_func=async_view)
+    app.add_url_rule("/", view_func=view)
     return app
 
 
-quart_app = _make_quart()
+#: The apps the servers load, built on first access.
+SERVER_APPS: dict[str, cabc.Callable[[], t.Any]] = {
+    "sync_app": lambda: make_app(sync_view),
+    "async_app": lambda: make_app(async_view),
+    "shared_app": lambda: make_app(async_view, shared=SharedLoop()),
+    "quart_app": lambda: make_quart(async_view),
+    "sync_sleep_app": lambda: make_app(sync_sleep_view),
+    "async_sleep_app": lambda: make_app(async_sleep_view),
+    "shared_sleep_app": lambda: make_app(async_sleep_view, shared=SharedLoop()),
+    "quart_sleep_app": lambda: make_quart(async_sleep_view),
+}
+
+_built: dict[str, t.Any] = {}
+
+
+def __getattr__(name: str) -> t.Any:
+    try:
+        factory = SERVER_APPS[name]
+    except KeyError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    if name not in _built:
+        _built[name] = factory()
+    return _built[name]
