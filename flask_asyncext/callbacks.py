@@ -69,9 +69,9 @@ class Callback(t.Generic[P, R]):
 
     def __init__(self, name: str, *, owner: str | None = None) -> None:
         #: The callback's name, used in error messages.
-        self.name = name
+        self.name: str = name
         #: What the callback belongs to, used in error messages.
-        self.owner = owner
+        self.owner: str | None = owner
         self._func: cabc.Callable[P, t.Any] | None = None
         self._call_sync: cabc.Callable[P, R] | None = None
 

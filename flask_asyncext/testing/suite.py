@@ -111,7 +111,10 @@ class ConformanceCase:
         self._suite = suite
         self._request = request
         self.subject = subject
-        self.kind, self.mode, self.denial = case
+        #: The view kind's id, the callback mode and the denial's name.
+        self.kind: str = case[0]
+        self.mode: str | None = case[1]
+        self.denial: str | None = case[2]
 
     def run(self) -> Outcome:
         """Run the check of the calling test and end it as the policy says:
