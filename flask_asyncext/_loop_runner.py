@@ -193,6 +193,7 @@ class Call:
         "handled",
         "owner",
         "result",
+        "scheduled",
         "task",
         "waiter",
     )
@@ -212,6 +213,9 @@ class Call:
         self.task: asyncio.Task[None] | None = None
         #: The caller stopped waiting before the call finished.
         self.abandoned = False
+        #: The call is (about to be) handed to the loop, which closes the
+        #: awaitable if it never starts it. Until then the caller closes it.
+        self.scheduled = False
         #: The caller is (or will be) woken; result and error are final.
         self.finished = False
         self.result: t.Any = None
@@ -237,6 +241,8 @@ class Call:
                 _worker.pool.park()
                 pool = _worker.pool
 
+            self.scheduled = True
+
             try:
                 owner.loop.call_soon_threadsafe(self.start)
             except RuntimeError:  # the loop is closed
@@ -246,7 +252,10 @@ class Call:
 
             self.waiter.wait()
         except BaseException:
-            if not self.finished:
+            if not self.scheduled:
+                # The loop never saw the call: the caller closes the awaitable.
+                owner.calls.discard(self)
+            elif not self.finished:
                 # A closed loop fails the call itself.
                 with contextlib.suppress(RuntimeError):
                     owner.loop.call_soon_threadsafe(self.abandon)

@@ -14,6 +14,7 @@ import types
 import typing as t
 
 from flask import current_app
+from flask import Flask
 from flask import has_app_context
 from flask import Response
 from werkzeug.wrappers import Response as BaseResponse
@@ -157,8 +158,29 @@ def _import_async_to_sync() -> t.Callable[..., t.Any]:
     return async_to_sync
 
 
+def _app_bridge_decides() -> bool:
+    """Whether the active app runs coroutines with a bridge of its own (an
+    ``async_to_sync`` override, such as
+    :class:`~flask_asyncext.shared_loop.SharedLoop` or Flask's gevent
+    recipe), which then decides by itself whether it can wait here. Under
+    gevent every greenlet of a thread sees the loop that one of them runs,
+    which only the app's bridge can tell apart.
+    """
+    if not has_app_context():
+        return False
+
+    app = current_app._get_current_object()
+    return "async_to_sync" in vars(app) or (
+        type(app).async_to_sync is not Flask.async_to_sync
+    )
+
+
 def _refuse_in_loop(culprit: object) -> None:
-    if asyncio.events._get_running_loop() is not None and not _portal.has_portal():
+    if (
+        asyncio.events._get_running_loop() is not None
+        and not _portal.has_portal()
+        and not _app_bridge_decides()
+    ):
         raise RuntimeError(
             f"Cannot wait for {culprit!r} synchronously: this thread is running an"
             " event loop, which would deadlock. In async code, await the result"

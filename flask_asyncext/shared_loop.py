@@ -20,6 +20,7 @@ import typing as t
 import weakref
 
 from ._loop_runner import Call
+from ._loop_runner import close_awaitable
 from ._loop_runner import LoopThread
 
 if t.TYPE_CHECKING:  # pragma: no cover
@@ -192,16 +193,29 @@ class SharedLoop:
             owner is None or running is not owner.loop or owner.in_loop_thread()
         ):
             raise RuntimeError(
-                f"Cannot run {func!r} synchronously from a thread that is"
-                " running an event loop (this would block or deadlock it)."
+                f"Cannot run {func!r} synchronously: this thread is running"
+                " an event loop, which this would block or deadlock."
                 " Await it instead, for example with"
                 " 'await flask_asyncext.maybe_await(...)'."
             )
 
         owner = owner or self._start()
         handled = sys.exc_info()[1]
-        call = Call(owner, func(*args, **kwargs), contextvars.copy_context(), handled)
-        return call.run()  # type: ignore[no-any-return]
+        awaitable: cabc.Awaitable[R] | None = None
+        call: Call | None = None
+
+        # An exception from a signal handler can land at any statement: until
+        # the call is handed to the loop, the awaitable is this thread's to
+        # close, or it would be reported as never awaited.
+        try:
+            awaitable = func(*args, **kwargs)
+            call = Call(owner, awaitable, contextvars.copy_context(), handled)
+            return call.run()  # type: ignore[no-any-return]
+        except BaseException:
+            if awaitable is not None and (call is None or not call.scheduled):
+                close_awaitable(awaitable)
+
+            raise
 
     def _start(self) -> LoopThread:
         with self._lock:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextvars
 import functools
 import inspect
@@ -470,3 +471,50 @@ def test_asgiref_loop_thread_executors_keeps_its_meaning() -> None:
     assert async_to_sync(inside)() is True
     assert asyncio.run(inside()) is False
     assert executors == {}
+
+
+class _ThreadBridgeFlask(Flask):
+    """An app whose bridge runs coroutines on a loop of its own, in another
+    thread (as Flask's gevent recipe runs them in another greenlet): it can
+    wait from a thread whose running loop is not its own.
+    """
+
+    def async_to_sync(self, func: t.Any) -> t.Any:
+        def run(*args: t.Any, **kwargs: t.Any) -> t.Any:
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                return pool.submit(asyncio.run, func(*args, **kwargs)).result()
+
+        return run
+
+
+@pytest.mark.parametrize("override", ["subclass", "instance"])
+def test_app_bridge_decides_inside_a_running_loop(override: str) -> None:
+    """With an ``async_to_sync`` override, the app's bridge decides whether
+    it can wait in a thread that runs a loop (under gevent, every greenlet
+    sees the loop one of them runs); Flask's own bridge is refused there.
+    """
+    if override == "subclass":
+        app: Flask = _ThreadBridgeFlask(__name__)
+    else:
+        app = Flask(__name__)
+        app.async_to_sync = _ThreadBridgeFlask.async_to_sync.__get__(app)  # type: ignore[method-assign]
+
+    plain = Flask(__name__)
+
+    async def load() -> str:
+        return "loaded"
+
+    async def main() -> tuple[object, object]:
+        with app.app_context():
+            via_ensure_sync = ensure_sync(load)()
+            via_body = ensure_sync(lambda: load())()
+
+        with plain.app_context():
+            with pytest.raises(
+                RuntimeError, match="this thread is running an event loop"
+            ):
+                ensure_sync(load)()
+
+        return via_ensure_sync, via_body
+
+    assert asyncio.run(main()) == ("loaded", "loaded")

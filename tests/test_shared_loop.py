@@ -352,7 +352,7 @@ def test_call_from_loop_thread_raises(runner: SharedLoop) -> None:
     async def outer() -> None:
         runner.async_to_sync(inner)()
 
-    with pytest.raises(RuntimeError, match="thread that is running an event loop"):
+    with pytest.raises(RuntimeError, match="this thread is running an event loop"):
         runner.async_to_sync(outer)()
     assert created == 0
 
@@ -1015,3 +1015,38 @@ def test_interpreter_exit_waits_and_closes(tmp_path: t.Any) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["sent", "background task finished"]
     assert result.stderr == ""
+
+
+class _InterruptingSet(set):  # type: ignore[type-arg]
+    """The runner's set of calls, with a signal handler's exception landing
+    when a call is added to it: before the call is handed to the loop.
+    """
+
+    def add(self, item: object) -> None:
+        raise Interrupted
+
+
+def test_interrupt_before_handover_closes_the_coroutine(
+    runner: SharedLoop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An interrupt after the coroutine was made but before the loop saw the
+    call: the caller closes it (no "never awaited" warning, warnings being
+    errors) and the loop never hears of the call.
+    """
+    state = runner._current or runner._start()
+    created: list[cabc.Coroutine[t.Any, t.Any, int]] = []
+
+    def make() -> cabc.Coroutine[t.Any, t.Any, int]:
+        created.append(answer())
+        return created[-1]
+
+    monkeypatch.setattr(state, "calls", _InterruptingSet())
+
+    with pytest.raises(Interrupted):
+        runner.async_to_sync(make)()
+
+    assert len(created) == 1
+    assert created[0].cr_frame is None  # closed here, at once
+    assert not state.calls
+    monkeypatch.undo()
+    assert runner.async_to_sync(answer)() == 42
