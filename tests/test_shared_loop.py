@@ -453,7 +453,13 @@ def interruptible() -> cabc.Iterator[None]:
 
     def handler(signum: int, frame: t.Any) -> None:
         where = raise_in[0]
-        if not interrupted.is_set() and where in (None, frame.f_code.co_filename):
+        filename = frame.f_code.co_filename
+        # Never inside coverage's tracer: its lock would stay held.
+        if (
+            not interrupted.is_set()
+            and where in (None, filename)
+            and f"{os.sep}coverage{os.sep}" not in filename
+        ):
             interrupted.set()
             raise Interrupted
 
