@@ -718,6 +718,8 @@ def test_close_waits_for_background_tasks(
     runner.close()
     assert finished == ["work"]
     assert loop.is_closed()
+    # close() returns once the loop is released; the thread ends right after.
+    thread.join(PATIENCE)
     assert not thread.is_alive()
     assert runner._current is None
     assert not asyncio_errors
