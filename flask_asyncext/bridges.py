@@ -169,9 +169,9 @@ def _app_bridge_decides() -> bool:
     if not has_app_context():
         return False
 
-    app = current_app._get_current_object()
-    return "async_to_sync" in vars(app) or (
-        type(app).async_to_sync is not Flask.async_to_sync
+    # The proxy forwards __dict__ and __class__ to the app.
+    return "async_to_sync" in current_app.__dict__ or (
+        current_app.__class__.async_to_sync is not Flask.async_to_sync
     )
 
 

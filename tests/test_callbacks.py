@@ -294,3 +294,21 @@ def _mixed_helper() -> t.Any:
 def test_drive_plain_values_and_objects() -> None:
     assert isinstance(drive_sync(_mixed_helper()), _User)
     assert isinstance(asyncio.run(drive_async(_mixed_helper())), _User)
+
+
+def test_drive_async_resolves_nested_awaitables() -> None:
+    """A yielded coroutine that gives another coroutine is resolved until a
+    value is left: a ``False`` from the inner one denies, it is no truthy
+    coroutine.
+    """
+
+    async def inner() -> bool:
+        return False
+
+    async def outer() -> t.Any:
+        return inner()
+
+    def helper() -> t.Generator[t.Any, t.Any, t.Any]:
+        return (yield outer())
+
+    assert asyncio.run(drive_async(helper())) is False

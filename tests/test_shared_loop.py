@@ -1058,3 +1058,29 @@ def test_interrupt_before_handover_closes_the_coroutine(
     assert not state.calls
     monkeypatch.undo()
     assert runner.async_to_sync(answer)() == 42
+
+
+def test_interrupt_after_the_call_finished_leaves_it_be(
+    runner: SharedLoop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An interrupt landing once the loop has finished the call, before the
+    caller saw it: nothing is cancelled (there is nothing left to cancel),
+    and the runner goes on serving.
+    """
+    runner._current or runner._start()
+    wait = loop_runner.Waiter.wait
+    abandoned: list[object] = []
+
+    def wait_then_interrupted(self: loop_runner.Waiter) -> None:
+        wait(self)
+        raise Interrupted
+
+    monkeypatch.setattr(loop_runner.Waiter, "wait", wait_then_interrupted)
+    monkeypatch.setattr(loop_runner.Call, "abandon", abandoned.append)
+
+    with pytest.raises(Interrupted):
+        runner.async_to_sync(answer)()
+
+    monkeypatch.undo()
+    assert abandoned == []
+    assert runner.async_to_sync(answer)() == 42
