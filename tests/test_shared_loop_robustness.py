@@ -719,9 +719,20 @@ def test_task_factory_returning_a_finished_task_is_not_tracked(
 def test_shut_down_is_started_once(runner: SharedLoop) -> None:
     owner = runner._current or runner._start()
     runner._current = None
-    owner.loop.call_soon_threadsafe(owner.begin_shut_down, PATIENCE)
-    owner.loop.call_soon_threadsafe(owner.begin_shut_down, PATIENCE)
+    closers: list[object] = []
+
+    def twice() -> None:
+        # Both in one pass of the loop: the first may otherwise have closed
+        # the loop before the second is handed over.
+        owner.begin_shut_down(PATIENCE)
+        closers.append(owner.closer)
+        owner.begin_shut_down(PATIENCE)
+        closers.append(owner.closer)
+
+    owner.loop.call_soon_threadsafe(twice)
     assert owner.released.wait(PATIENCE)
+    assert len(closers) == 2
+    assert closers[0] is closers[1] is not None
     assert owner.loop.is_closed()
 
 
