@@ -85,7 +85,9 @@ def run_script(
             cwd=ROOT,
         )
     except subprocess.TimeoutExpired as e:
-        pytest.fail(f"still running after {timeout} s (wedged): {e.stdout!r}")
+        pytest.fail(
+            f"still running after {timeout} s (wedged): {e.stdout!r} {e.stderr!r}"
+        )
 
 
 async def answer(n: int = 42) -> int:
@@ -113,7 +115,7 @@ def test_signals_never_wedge_the_runner(seed: int) -> None:
     """
     result = run_script(
         f"""
-        import asyncio, random, signal, threading, time
+        import asyncio, faulthandler, random, signal, threading, time
         from flask_asyncext.shared_loop import SharedLoop
 
         class Alarm(Exception):
@@ -129,16 +131,17 @@ def test_signals_never_wedge_the_runner(seed: int) -> None:
             return n
 
         call = runner.async_to_sync(work)
-        # At least 2 s and at least 30 interrupts (a loaded machine fires
-        # fewer alarms in 2 s), at most 60 s.
+        # At least 2 s and at least 10 interrupts (a loaded machine fires
+        # fewer alarms in 2 s), at most 20 s. A wedge dumps every thread.
+        faulthandler.dump_traceback_later(50, exit=True)
         begin = time.monotonic()
-        deadline, limit = begin + 2, begin + 60
+        deadline, limit = begin + 2, begin + 20
         stop = threading.Event()
         done = []
 
         def going():
             now = time.monotonic()
-            return (now < deadline or interrupts < 30) and now < limit
+            return (now < deadline or interrupts < 10) and now < limit
 
         def caller():
             n = 0
@@ -178,6 +181,7 @@ def test_signals_never_wedge_the_runner(seed: int) -> None:
         assert time.monotonic() - start < 10
         print(interrupts, calls, sum(done))
         """,
+        timeout=60,
         # Coverage's tracer takes a lock of its own around its bookkeeping,
         # which an exception from a signal handler can leave held: on Python
         # 3.10 every thread then waits in coverage's lock_data(), the runner
@@ -187,7 +191,7 @@ def test_signals_never_wedge_the_runner(seed: int) -> None:
     )
     assert result.returncode == 0, result.stderr
     interrupts, _, others = map(int, result.stdout.split())
-    assert interrupts >= 30
+    assert interrupts >= 10
     assert others > 0
 
 
