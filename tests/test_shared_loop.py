@@ -1084,3 +1084,16 @@ def test_interrupt_after_the_call_finished_leaves_it_be(
     monkeypatch.undo()
     assert abandoned == []
     assert runner.async_to_sync(answer)() == 42
+
+
+def test_hand_on_skips_the_finished_marker(runner: SharedLoop) -> None:
+    """Work handed on after the caller left goes to the fallback thread; the
+    "call finished" marker the loop may have queued meanwhile is dropped.
+    """
+    owner = runner._current or runner._start()
+    waiter = loop_runner.Waiter(owner)
+    waiter.wake()  # the marker, ahead of the work
+    waiter.gone = True
+    future = waiter.submit(threading.current_thread)
+    assert future.result(PATIENCE) is not threading.current_thread()
+    assert waiter.queue.empty()
