@@ -12,6 +12,7 @@ import functools
 import inspect
 import types
 import typing as t
+import weakref
 
 from flask import current_app
 from flask import Flask
@@ -50,7 +51,7 @@ _PLAIN_TYPES: frozenset[type] = frozenset(
 )
 _COROUTINE: type[t.Any] = types.CoroutineType
 _GENERATOR: type[t.Any] = types.GeneratorType
-_ASYNC_GENERATOR = types.AsyncGeneratorType
+_ASYNC_GENERATOR: type[t.Any] = types.AsyncGeneratorType
 _MARKERS = ("_is_coroutine", "_is_coroutine_marker")
 
 
@@ -64,10 +65,18 @@ def _async_generator_error(value: t.Any) -> TypeError:
     )
 
 
+#: The generators and async generators that views returned (streamed
+#: responses), so that a body may yield them back and return them: any other
+#: plain generator a body yields is a helper it meant to ``yield from``, and
+#: any other async generator object a mistake.
+_streams: weakref.WeakSet[t.Any] = weakref.WeakSet()
+
+
 def _must_await(value: object) -> bool:
     """Whether ``value``, which is not of a plain type, must be awaited.
 
-    An async generator object is never a value: :exc:`TypeError`.
+    An async generator object is never a value (:exc:`TypeError`), unless a
+    view returned it: its streamed response on Quart.
     """
     cls = type(value)
 
@@ -75,6 +84,9 @@ def _must_await(value: object) -> bool:
         return True
 
     if cls is _ASYNC_GENERATOR:
+        if value in _streams:
+            return False
+
         raise _async_generator_error(value)
 
     return inspect.isawaitable(value)
@@ -133,8 +145,9 @@ async def maybe_await(value: object) -> t.Any:
     coroutine, a generator-based coroutine (:func:`types.coroutine`), any
     object with ``__await__``, and an awaitable that gives another one. An
     async generator object (an ``async def`` with a stray ``yield``) is never
-    a value: :exc:`TypeError`. A plain generator (a streamed response) is
-    returned as it is.
+    a value: :exc:`TypeError`, unless a view of a toolkit decorator returned
+    it (a streamed response on Quart). A plain generator (a streamed
+    response) is returned as it is.
 
     Plain values take a fast path: their type is looked up once instead of
     calling :func:`inspect.isawaitable`.

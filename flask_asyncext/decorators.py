@@ -6,25 +6,28 @@ import collections.abc as cabc
 import enum
 import functools
 import inspect
+import sys
 import typing as t
 
 from . import _quart
 from ._signatures import check_arguments
 from ._signatures import signature_of
+from .bridges import _ASYNC_GENERATOR
 from .bridges import _COROUTINE
 from .bridges import _GENERATOR
-from .bridges import _must_await
 from .bridges import _PLAIN_TYPES
+from .bridges import _streams
 from .bridges import _wraps_sync
 from .bridges import ensure_async
 from .bridges import ensure_sync
 from .bridges import is_async_callable
 from .bridges import maybe_await
+from .generators import _must_await_result
 from .generators import _refuse
+from .generators import _remember_stream
 from .generators import _settle_async
 from .generators import _settle_sync
 from .generators import _step_sync
-from .generators import _streams
 
 if t.TYPE_CHECKING:
     from .typing import AfterViewHook
@@ -96,13 +99,39 @@ def _recording_streams(view: _View) -> _View:
     """
 
     generator = _GENERATOR
+    async_generator = _ASYNC_GENERATOR
     remember = _streams.add
 
     @_wraps_sync(view)
     def call_view(*args: t.Any, **kwargs: t.Any) -> t.Any:
         rv: t.Any = view(*args, **kwargs)
+        cls = type(rv)  # pyright: ignore[reportUnknownVariableType]
 
-        if type(rv) is generator:
+        if cls is generator or cls is async_generator:
+            remember(rv)
+
+        return rv
+
+    return call_view
+
+
+def _recording_async_streams(view: _View) -> _View:
+    """Wrap an async view so that the streamed responses it returns (async
+    generators, on Quart) are known to be the view's own, where a body
+    awaits the view itself. Only where Quart is imported: Flask has no
+    async generator responses.
+    """
+    if "quart" not in sys.modules:
+        return view
+
+    async_generator = _ASYNC_GENERATOR
+    remember = _streams.add
+
+    @functools.wraps(view)
+    async def call_view(*args: t.Any, **kwargs: t.Any) -> t.Any:
+        rv: t.Any = await view(*args, **kwargs)
+
+        if type(rv) is async_generator:
             remember(rv)
 
         return rv
@@ -140,7 +169,9 @@ def _wrap_async(
                         if cls is _COROUTINE:
                             value = await item
 
-                            if type(value) not in _PLAIN_TYPES and _must_await(value):
+                            if type(value) not in _PLAIN_TYPES and (
+                                _must_await_result(value, item, view)
+                            ):
                                 value = await maybe_await(value)
                         else:
                             value = await _settle_async(item, view, culprit, "yielded")
@@ -159,15 +190,16 @@ def _wrap_async(
         return drive_body
 
     if kind is _Kind.ASYNC:
+        call_view = _recording_async_streams(view)
 
         @functools.wraps(view)
         async def await_body(*args: t.Any, **kwargs: t.Any) -> t.Any:
-            rv = await body(view, *args, **kwargs)
+            rv = await body(call_view, *args, **kwargs)
 
             if type(rv) in _PLAIN_TYPES:
                 return rv
 
-            return await _settle_async(rv, view, culprit, "returned")
+            return await _settle_async(rv, call_view, culprit, "returned")
 
         return await_body
 
@@ -176,7 +208,10 @@ def _wrap_async(
         rv = body(view, *args, **kwargs)
 
         if type(rv) is _COROUTINE:
-            rv = await rv
+            awaited, rv = rv, await rv
+
+            if type(rv) is _ASYNC_GENERATOR:
+                _remember_stream(rv, awaited, view)
 
         if type(rv) in _PLAIN_TYPES:
             return rv
@@ -225,7 +260,7 @@ def _wrap_sync(
         # The sync view may bridge by itself (``View.as_view`` does), so it
         # runs in a worker thread, never inline on the body's event loop.
         call_body = ensure_sync(body)
-        async_view = ensure_async(view, thread=True)
+        async_view = ensure_async(_recording_streams(view), thread=True)
 
         @_wraps_sync(view)
         def bridge_body(*args: t.Any, **kwargs: t.Any) -> t.Any:
@@ -239,15 +274,17 @@ def _wrap_sync(
         return bridge_body
 
     plain = _PLAIN_TYPES
+    # Quart's sync views may return async generators (streamed responses).
+    call_view = _recording_streams(view) if "quart" in sys.modules else view
 
     @_wraps_sync(view)
     def call_body_sync(*args: t.Any, **kwargs: t.Any) -> t.Any:
-        rv = body(view, *args, **kwargs)
+        rv = body(call_view, *args, **kwargs)
 
         if type(rv) in plain:
             return rv
 
-        return _settle_sync(rv, view, culprit, "returned")
+        return _settle_sync(rv, call_view, culprit, "returned")
 
     return call_body_sync
 

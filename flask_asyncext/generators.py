@@ -7,22 +7,18 @@ from __future__ import annotations
 import collections.abc as cabc
 import types
 import typing as t
-import weakref
 
+from .bridges import _ASYNC_GENERATOR
 from .bridges import _COROUTINE
 from .bridges import _GENERATOR
 from .bridges import _must_await
 from .bridges import _PLAIN_TYPES
 from .bridges import _run_sync
+from .bridges import _streams
 from .bridges import maybe_await
 from .bridges import R
 
 _Generator = cabc.Generator[t.Any, t.Any, t.Any]
-
-#: The generators that sync views returned (streamed responses), so that a
-#: body may yield them back: any other plain generator it yields is a
-#: helper it meant to ``yield from``.
-_streams: weakref.WeakSet[_Generator] = weakref.WeakSet()
 
 
 def _refuse(value: object, view: object, culprit: str, verb: str) -> None:
@@ -50,6 +46,35 @@ def _refuse(value: object, view: object, culprit: str, verb: str) -> None:
             " 'yield from'; only the view's own streamed response may be"
             " yielded as a generator."
         )
+
+
+def _must_await_result(value: object, awaited: object, view: object) -> bool:
+    """:func:`_must_await` for what awaiting ``awaited`` gave, where an async
+    generator object that the coroutine of ``view`` itself returned is the
+    view's streamed response (Quart): remembered as one, and not awaited.
+    """
+    if type(value) is _ASYNC_GENERATOR and _remember_stream(value, awaited, view):
+        return False
+
+    return _must_await(value)
+
+
+def _remember_stream(value: object, awaited: t.Any, view: object) -> bool:
+    """Remember ``value`` as a streamed response if awaiting the coroutine
+    ``awaited``, a call of ``view`` (a function, or an instance with an
+    ``async def __call__``), gave it; say whether it did.
+    """
+    code = awaited.cr_code
+    # The method itself, not whether the object is callable.
+    call = getattr(type(view), "__call__", None)  # noqa: B004
+
+    if code is getattr(view, "__code__", None) or code is getattr(
+        call, "__code__", None
+    ):
+        _streams.add(value)
+        return True
+
+    return False
 
 
 def _settle_sync(item: t.Any, view: object, culprit: str, verb: str) -> t.Any:
@@ -132,7 +157,9 @@ async def _drive_async(gen: _Generator, view: object, culprit: str) -> t.Any:
                 if cls is _COROUTINE:
                     value = await item
 
-                    if type(value) not in _PLAIN_TYPES and _must_await(value):
+                    if type(value) not in _PLAIN_TYPES and _must_await_result(
+                        value, item, view
+                    ):
                         value = await maybe_await(value)
                 else:
                     value = await _settle_async(item, view, culprit, "yielded")

@@ -77,6 +77,8 @@ def require_token(view: View) -> View:
 
 
 class TestAdaptedCrossOrigin(DecoratorConformance):
+    app_kinds = ("flask",)
+
     @pytest.fixture
     def decorator(self, mechanism: str) -> View:
         return adapt_decorator(flask_cors.cross_origin())
@@ -111,6 +113,7 @@ def as_guest(client: FlaskClient) -> cabc.Mapping[str, t.Any]:
 
 
 class TestAdaptedPermissionRequire(DecoratorConformance):
+    app_kinds = ("flask",)
     blocks_requests = True
     denied_status = (403,)
 
@@ -134,6 +137,7 @@ def with_token(client: FlaskClient) -> cabc.Mapping[str, t.Any]:
 
 
 class TestAdaptedShortCircuit(DecoratorConformance):
+    app_kinds = ("flask",)
     blocks_requests = True
     denied_status = (401,)
 
@@ -171,6 +175,8 @@ class TestAdaptedFlaskLoginRequired(DecoratorConformance):
     wrapper (tests/test_testing_extensions.py); adapted, the view stays an
     async def.
     """
+
+    app_kinds = ("flask",)
 
     blocks_requests = True
     denied_status = (401,)

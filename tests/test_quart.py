@@ -20,11 +20,13 @@ import pathlib
 import runpy
 import subprocess
 import sys
+import textwrap
 import threading
 import types
 import typing as t
 
 import pytest
+from test_testing_suite import make_ini
 
 from flask_asyncext import _quart
 from flask_asyncext import after_view
@@ -32,6 +34,10 @@ from flask_asyncext import async_compatible_decorator
 from flask_asyncext import before_view
 from flask_asyncext import ensure_async
 from flask_asyncext import ensure_sync
+from flask_asyncext import maybe_await
+from flask_asyncext.testing import make_app as make_test_app
+from flask_asyncext.testing._apps import QUART_VIEW_KINDS
+from flask_asyncext.testing._apps import VIEW_KINDS
 
 if t.TYPE_CHECKING:
     from conftest import LoopCounter
@@ -714,6 +720,332 @@ def test_app_loop_needs_a_running_loop_and_a_quart_app() -> None:
         _quart._app_loop.reset(token)
     finally:
         stopped.close()
+
+
+class AsyncStreamView:
+    """An async view that is an instance: its ``__call__`` streams."""
+
+    __name__ = "stream_view"
+
+    def __init__(self, stream: cabc.Callable[[], t.Any]) -> None:
+        self.stream = stream
+
+    async def __call__(self) -> t.Any:
+        return self.stream()
+
+
+@requires_quart
+@pytest.mark.parametrize("view_kind", ["sync", "async", "instance"])
+@pytest.mark.parametrize(
+    "body_kind", ["generator", "async", "plain", "before", "after"]
+)
+def test_streamed_async_generator_responses_pass_through(
+    view_kind: str, body_kind: str
+) -> None:
+    """A Quart view's async generator is its streamed response: a toolkit
+    decorator passes it on, as it passes a Flask view's generator on.
+    """
+    app = make_app()
+
+    def gen(view: t.Any, /, *args: t.Any, **kwargs: t.Any) -> t.Any:
+        return (yield view(*args, **kwargs))
+
+    async def awaits(view: t.Any, /, *args: t.Any, **kwargs: t.Any) -> t.Any:
+        return await maybe_await(view(*args, **kwargs))
+
+    def plain(view: t.Any, /, *args: t.Any, **kwargs: t.Any) -> t.Any:
+        return view(*args, **kwargs)
+
+    decorate = {
+        "generator": async_compatible_decorator(gen),
+        "async": async_compatible_decorator(awaits),
+        "plain": async_compatible_decorator(plain),
+        "before": before_view(lambda: None),
+        "after": after_view(lambda response: None),
+    }[body_kind]
+
+    async def chunks() -> cabc.AsyncIterator[str]:
+        yield "streamed "
+        yield "body"
+
+    view: t.Any
+
+    if view_kind == "sync":
+
+        def view() -> t.Any:
+            return chunks()
+    elif view_kind == "async":
+
+        async def view() -> t.Any:
+            return chunks()
+    else:
+        view = AsyncStreamView(chunks)
+
+    app.add_url_rule("/", "view", decorate(view))
+    assert run(fetch(app, "/"))[:2] == (200, "streamed body")
+
+
+@requires_quart
+def test_an_async_generator_from_a_callback_is_still_refused() -> None:
+    """Only the view's own async generator passes: one that a callback gives
+    (an ``async def`` with a stray ``yield``) is refused, on Quart too.
+    """
+    app = make_app()
+
+    async def stray() -> t.Any:
+        yield True
+
+    async def returns_stray() -> t.Any:
+        return stray()
+
+    errors: list[str] = []
+
+    @app.errorhandler(TypeError)
+    def handle(e: TypeError) -> tuple[str, int]:
+        errors.append(str(e))
+        return "refused", 500
+
+    for i, check in enumerate([stray, returns_stray]):
+
+        def gen(
+            view: t.Any, /, *args: t.Any, check: t.Any = check, **kwargs: t.Any
+        ) -> t.Any:
+            if not (yield check()):
+                quart.abort(403)
+            return (yield view(*args, **kwargs))
+
+        async def view() -> str:
+            return "secret"
+
+        app.add_url_rule(f"/{i}", f"v{i}", async_compatible_decorator(gen)(view))
+        assert run(fetch(app, f"/{i}"))[:2] == (500, "refused")
+
+    assert len(errors) == 2
+    assert all("async generator object" in e for e in errors)
+
+
+# -- the conformance suite on Quart apps -------------------------------------
+
+#: Decorators made with the toolkit that serve Flask and Quart apps alike:
+#: they take the request, the app and abort from whichever is active.
+BOTH_APPS = """
+import flask
+import werkzeug.exceptions
+
+from flask_asyncext import after_view
+from flask_asyncext import async_compatible_decorator
+from flask_asyncext import before_view
+
+
+def _framework():
+    import quart
+
+    return quart if quart.has_request_context() else flask
+
+
+@async_compatible_decorator
+def require_key(view, /, *args, **kwargs):
+    fw = _framework()
+    check = fw.current_app.extensions["key_checker"]
+    if not (yield check(fw.request.headers.get("X-Key"))):
+        werkzeug.exceptions.abort(403)
+    return (yield view(*args, **kwargs))
+
+
+@before_view
+def before(*args, **kwargs):
+    if _framework().request.headers.get("X-Key") == "bad":
+        werkzeug.exceptions.abort(403)
+
+
+@after_view
+def after(response):
+    response.headers["X-After"] = "yes"
+
+
+def new_loop(view):
+    # A def decorator that runs async code in a loop of its own.
+    import asyncio, functools
+
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        loop = asyncio.new_event_loop()
+        try:
+            loop.run_until_complete(asyncio.sleep(0))
+        finally:
+            loop.close()
+        return view(*args, **kwargs)
+
+    return wrapper
+"""
+
+BOTH_SUBJECT = """
+import pytest
+
+from flask_asyncext.testing import DecoratorConformance
+
+import decorators
+
+
+class TestSubject(DecoratorConformance):
+    strict = True
+    blocks_requests = {blocks}
+    denied_status = (403,)
+{body}
+
+    @pytest.fixture
+    def decorator(self):
+        return decorators.{decorator}
+
+    def install_callbacks(self, app, mode):
+        async def check_async(key):
+            return key == "good"
+
+        def check(key):
+            return key == "good"
+
+        app.extensions["key_checker"] = check if mode == "sync" else check_async
+
+    def allow(self, client):
+        return {{"headers": {{"X-Key": "good"}}}}
+
+    def deny(self, client):
+        return {{"headers": {{"X-Key": "bad"}}}}
+"""
+
+
+def both_apps_subject(
+    pytester: pytest.Pytester, decorator: str, *, blocks: bool = True, body: str = ""
+) -> None:
+    make_ini(pytester)
+    pytester.makepyfile(decorators=BOTH_APPS)
+    pytester.makepyfile(
+        test_subject=BOTH_SUBJECT.format(
+            decorator=decorator, blocks=blocks, body=textwrap.indent(body, "    ")
+        )
+    )
+
+
+def outcomes_by_id(rec: pytest.HookRecorder) -> dict[str, str]:
+    """The final outcome of each test id (``test_x[param]``)."""
+    found: dict[str, str] = {}
+
+    for report in rec.getreports("pytest_runtest_logreport"):
+        if report.when == "call" or not report.passed:
+            found[report.nodeid.rpartition("::")[2]] = report.outcome
+
+    return found
+
+
+@requires_quart
+@pytest.mark.parametrize(
+    ("decorator", "blocks"),
+    [("require_key", True), ("before", True), ("after", False)],
+)
+def test_toolkit_decorators_pass_strict_on_both_app_kinds(
+    pytester: pytest.Pytester, decorator: str, blocks: bool
+) -> None:
+    """Every check passes in strict mode on Flask and on Quart apps, on every
+    view kind of each, in both callback modes.
+    """
+    both_apps_subject(pytester, decorator, blocks=blocks)
+    found = outcomes_by_id(pytester.inline_run())
+    quart_ids = {i for i in found if "[quart-" in i}
+    flask_ids = set(found) - quart_ids
+    # A decorator that refuses nothing skips the denied check, and only it.
+    assert {i for i, o in found.items() if o != "passed"} == (
+        set()
+        if blocks
+        else {i for i in found if i.startswith("test_denied_request_never_runs")}
+    )
+    assert {o for o in found.values()} <= {"passed", "skipped"}
+    # Each Flask case has its Quart twin (view-decorators is async on Quart).
+    assert len(quart_ids) == len(flask_ids) > 200
+    assert {
+        i.replace("[quart-", "[").replace("async-view-decorators", "sync-view-")
+        for i in quart_ids
+    } == {i.replace("sync-view-decorators", "sync-view-") for i in flask_ids}
+
+
+@requires_quart
+def test_suite_fails_a_decorator_making_a_loop_on_quart(
+    pytester: pytest.Pytester,
+) -> None:
+    """On a Quart app the one loop a request may use is Quart's: a def
+    decorator that starts a loop of its own fails the one-loop check there,
+    on sync views too.
+    """
+    both_apps_subject(pytester, "new_loop", blocks=False)
+    rec = pytester.inline_run("-k", "test_one_event_loop_per_request")
+    failed = {i for i, o in outcomes_by_id(rec).items() if o == "failed"}
+    assert {i for i in failed if "[quart-" in i} == {
+        f"test_one_event_loop_per_request[{kind}-{mode}-callbacks]"
+        for kind in QUART_VIEW_KINDS
+        for mode in ("sync", "async")
+    }
+
+
+@requires_quart
+def test_app_fixture_of_the_wrong_kind_fails_clearly(
+    pytester: pytest.Pytester,
+) -> None:
+    body = "@pytest.fixture\ndef app(self):\n    return make_app()\n"
+    both_apps_subject(pytester, "before", body=body)
+    pytester.makepyfile(
+        conftest="import builtins\nfrom flask_asyncext.testing import make_app\n"
+        "builtins.make_app = make_app\n"
+    )
+    result = pytester.runpytest("-k", "test_metadata_kept")
+    result.assert_outcomes(passed=len(VIEW_KINDS), errors=len(QUART_VIEW_KINDS))
+    result.stdout.fnmatch_lines(
+        [
+            "*TestSubject's 'app' fixture returned a Flask app for a check on"
+            " quart apps. Make the app the fixture 'asyncext_app_kind' names,"
+            " with make_app(app_kind=asyncext_app_kind), or narrow"
+            " TestSubject.app_kinds to the app kinds the extension supports,"
+            " such as ('flask',)*"
+        ]
+    )
+
+
+@requires_quart
+def test_app_kinds_narrow_the_suite(pytester: pytest.Pytester) -> None:
+    both_apps_subject(pytester, "before", body='app_kinds = ("quart",)')
+    result = pytester.runpytest("-k", "test_metadata_kept", "-v")
+    result.assert_outcomes(passed=len(QUART_VIEW_KINDS))
+    result.stdout.fnmatch_lines(["*test_metadata_kept?quart-sync-function? PASSED*"])
+    result.stdout.fnmatch_lines(
+        [
+            "TestSubject (before), on Quart",
+            "  convention* metadata *",
+            "  ---------   ......... ---------*",
+        ]
+    )
+
+
+def test_example_for_both_apps_passes_strict(pytester: pytest.Pytester) -> None:
+    """The conformance test of ``examples/quart`` passes every check in
+    strict mode, on Quart apps too where Quart is installed.
+    """
+    example = pathlib.Path(__file__).parent.parent / "examples" / "quart"
+    make_ini(pytester)
+
+    for name in ("token_auth.py", "test_token_auth.py"):
+        pytester.path.joinpath(name).write_text(example.joinpath(name).read_text())
+
+    found = outcomes_by_id(pytester.inline_run())
+    assert set(found.values()) == {"passed"}
+    on_quart = {i for i in found if "[quart-" in i}
+    assert len(on_quart) == (0 if quart is None else len(found) // 2)
+    assert len(found) > 200
+
+
+@requires_quart
+def test_quart_app_of_make_app() -> None:
+    app = make_test_app(app_kind="quart", TESTING=False)
+    assert isinstance(app, quart.Quart)
+    assert app.config["TESTING"] is False
+    assert app.config["SECRET_KEY"]
 
 
 # -- without Quart ---------------------------------------------------------

@@ -156,6 +156,7 @@ import decorators
 
 
 class TestSubject(DecoratorConformance):
+    app_kinds = ("flask",)
 {body}
 
     @pytest.fixture

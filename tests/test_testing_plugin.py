@@ -27,6 +27,7 @@ from flask_asyncext.testing import DecoratorConformance
 from flask_asyncext.testing.samples import traced_recipe
 
 class TestRecipe(DecoratorConformance):
+    app_kinds = ("flask",)
     @pytest.fixture
     def decorator(self):
         return traced_recipe
@@ -183,6 +184,7 @@ from flask_asyncext.testing import DecoratorConformance
 from flask_asyncext.testing.samples import traced
 
 class TestTraced(DecoratorConformance):
+    app_kinds = ("flask",)
     strict = True
 
     @pytest.fixture

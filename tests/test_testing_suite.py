@@ -13,6 +13,7 @@ import textwrap
 import pytest
 
 from flask_asyncext.testing import CHECKS
+from flask_asyncext.testing import make_app
 from flask_asyncext.testing import VIEW_KINDS
 
 ASYNC_KINDS = [k for k in VIEW_KINDS if k.startswith("async-")]
@@ -157,6 +158,7 @@ class KeyRequired(DecoratorConformance):
 
 
 class TestSubject({base}):
+    app_kinds = {app_kinds!r}
 {body}
 
     @pytest.fixture
@@ -180,12 +182,19 @@ def make_subject(
     decorator: str,
     base: str = "DecoratorConformance",
     body: str = "pass",
+    app_kinds: tuple[str, ...] = ("flask",),
 ) -> None:
+    """Write a subject of the suite; on Flask apps only unless told (the
+    Quart app kind is tested in tests/test_quart.py).
+    """
     make_ini(pytester)
     pytester.makepyfile(decorators=DECORATORS)
     pytester.makepyfile(
         test_subject=SUBJECT.format(
-            decorator=decorator, base=base, body=textwrap.indent(body, "    ")
+            decorator=decorator,
+            base=base,
+            body=textwrap.indent(body, "    "),
+            app_kinds=app_kinds,
         )
     )
 
@@ -381,7 +390,7 @@ def test_missing_decorator_fixture(pytester: pytest.Pytester) -> None:
         from flask_asyncext.testing import DecoratorConformance
 
         class TestForgotten(DecoratorConformance):
-            pass
+            app_kinds = ("flask",)
         """
     )
     result = pytester.runpytest("-k", "test_metadata_kept and not async-function")
@@ -446,12 +455,63 @@ def test_own_tests_in_subclass_are_left_alone(pytester: pytest.Pytester) -> None
     result.assert_outcomes(passed=1, deselected=len(all_ids()))
 
 
+def test_own_tests_get_a_flask_app(pytester: pytest.Pytester) -> None:
+    """Outside the suite's checks the ``app`` fixture makes a Flask app."""
+    make_subject(
+        pytester,
+        "before",
+        body="def test_mine(self, app, asyncext_app_kind):\n"
+        "    assert (type(app).__name__, asyncext_app_kind) == ('Flask', 'flask')",
+    )
+    result = pytester.runpytest("-k", "test_mine")
+    result.assert_outcomes(passed=1, deselected=len(all_ids()))
+
+
+@pytest.mark.parametrize("app_kinds", ["('django',)", "'flask'", "()", "None"])
+def test_app_kinds_are_checked(pytester: pytest.Pytester, app_kinds: str) -> None:
+    make_subject(pytester, "before", body=f"app_kinds = {app_kinds}")
+    result = pytester.runpytest()
+    result.stdout.fnmatch_lines(
+        [
+            "*ValueError: TestSubject.app_kinds must be a non-empty collection of"
+            " app kinds out of ('flask', 'quart'), such as ('flask',); got"
+            f" {esc(app_kinds)}*"
+        ]
+    )
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+
+
+def test_app_fixture_returning_no_app_fails_clearly(pytester: pytest.Pytester) -> None:
+    make_subject(
+        pytester,
+        "before",
+        body="@pytest.fixture\ndef app(self):\n    return object()",
+    )
+    result = pytester.runpytest("-k", "test_metadata_kept")
+    result.assert_outcomes(errors=len(VIEW_KINDS), deselected=len(all_ids()) - 9)
+    result.stdout.fnmatch_lines(
+        [
+            "*TestSubject's 'app' fixture returned a 'object' object for a check"
+            " on flask apps*"
+        ]
+    )
+
+
+def test_make_app_refuses_an_unknown_app_kind() -> None:
+    with pytest.raises(
+        ValueError, match=r"app_kind must be one of \('flask', 'quart'\); got 'django'"
+    ):
+        make_app(app_kind="django")
+
+
 CORS_SUBJECT = """
 import pytest
 from flask_cors import cross_origin
 from flask_asyncext.testing import DecoratorConformance
 
 class TestCrossOrigin(DecoratorConformance):
+    app_kinds = ("flask",)
+
     @pytest.fixture
     def decorator(self):
         return cross_origin()

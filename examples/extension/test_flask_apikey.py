@@ -9,6 +9,8 @@ from flask_asyncext.testing import DecoratorConformance
 
 class TestRequireApiKey(DecoratorConformance):
     blocks_requests = True
+    # Flask-APIKey uses Flask's request and g: Flask apps only.
+    app_kinds = ("flask",)
 
     @pytest.fixture
     def decorator(self):

@@ -14,13 +14,8 @@ import inspect
 import re
 import typing as t
 
-from flask import abort
-from flask import g
-from flask import Response
-from flask import session
-from flask import stream_with_context
-
 from ._apps import Decorate
+from ._apps import Framework
 from ._harness import CheckSkipped
 from ._harness import ProbeError
 from ._harness import Run
@@ -217,42 +212,43 @@ def _release(version: str) -> tuple[int, ...]:
 ASYNC_VIEWS_STREAM = _release(importlib.metadata.version("flask")) >= (3, 1, 2)
 
 
-def _stream(item_id: int, name: str) -> object:
-    def generate() -> cabc.Iterator[str]:
-        yield "probe "
-        yield session.get("asyncext_marker", "no context")
-
-    return stream_with_context(generate())
-
-
 _STREAM = "stream_with_context generator"
 
 #: name -> (what the view returns, status, body, a header expected)
-_SHAPES: dict[str, tuple[cabc.Callable[[int, str], object], int, bytes, str]] = {
-    "str": (lambda i, n: "probe", 200, b"probe", ""),
-    "bytes": (lambda i, n: b"probe", 200, b"probe", ""),
-    "dict": (lambda i, n: {"probe": n}, 200, b'{"probe":"alice"}\n', ""),
-    "list": (lambda i, n: [n, i], 200, b'["alice",7]\n', ""),
-    "tuple with status": (lambda i, n: ("probe", 201), 201, b"probe", ""),
-    "tuple with headers": (
-        lambda i, n: ("probe", {"X-Asyncext": "probe"}),
-        200,
-        b"probe",
-        "X-Asyncext",
-    ),
-    "tuple with status and headers": (
-        lambda i, n: ("probe", 202, [("X-Asyncext", "probe")]),
-        202,
-        b"probe",
-        "X-Asyncext",
-    ),
-    "Response": (lambda i, n: Response("probe", 203), 203, b"probe", ""),
-    _STREAM: (_stream, 200, b"probe marker", ""),
-}
+_Shapes = dict[str, tuple[cabc.Callable[[int, str], object], int, bytes, str]]
 
 
-def _mark_session() -> None:
-    session["asyncext_marker"] = "marker"
+def _shapes(fw: Framework) -> _Shapes:
+    """The values a view of ``fw``'s apps may return, and what they answer."""
+    response_class = fw.response_class
+    return {
+        "str": (lambda i, n: "probe", 200, b"probe", ""),
+        "bytes": (lambda i, n: b"probe", 200, b"probe", ""),
+        "dict": (lambda i, n: {"probe": n}, 200, b'{"probe":"alice"}\n', ""),
+        "list": (lambda i, n: [n, i], 200, b'["alice",7]\n', ""),
+        "tuple with status": (lambda i, n: ("probe", 201), 201, b"probe", ""),
+        "tuple with headers": (
+            lambda i, n: ("probe", {"X-Asyncext": "probe"}),
+            200,
+            b"probe",
+            "X-Asyncext",
+        ),
+        "tuple with status and headers": (
+            lambda i, n: ("probe", 202, [("X-Asyncext", "probe")]),
+            202,
+            b"probe",
+            "X-Asyncext",
+        ),
+        "Response": (lambda i, n: response_class("probe", 203), 203, b"probe", ""),
+        _STREAM: (lambda i, n: fw.stream(), 200, b"probe marker", ""),
+    }
+
+
+def _mark_session(fw: Framework) -> cabc.Callable[[], None]:
+    def mark_session() -> None:
+        fw.session["asyncext_marker"] = "marker"
+
+    return mark_session
 
 
 def check_response_shapes(run: Run) -> None:
@@ -265,11 +261,13 @@ def check_response_shapes(run: Run) -> None:
     <https://github.com/pallets/flask/issues/5774>`__), whatever the
     decorator.
     """
-    run.app.before_request(_mark_session)
+    run.app.before_request(_mark_session(run.framework))
     probe = run.register()
-    leave_out_stream = not ASYNC_VIEWS_STREAM and run.kind.startswith("async-")
+    leave_out_stream = (
+        not ASYNC_VIEWS_STREAM and run.app_kind == "flask" and run.is_async
+    )
 
-    for shape, (action, status, body, header) in _SHAPES.items():
+    for shape, (action, status, body, header) in _shapes(run.framework).items():
         if shape == _STREAM and leave_out_stream:
             continue
 
@@ -283,7 +281,7 @@ def check_response_shapes(run: Run) -> None:
             run.fail(expected, f"status {answer.status}, {answer.body!r}")
 
         if header and answer.headers.get(header) != "probe":
-            run.fail(f"{expected} with header {header}", f"{answer.headers}")
+            run.fail(f"{expected} with header {header}", f"{dict(answer.headers)}")
 
         run.expect_effect(answer)
 
@@ -315,17 +313,21 @@ def check_exceptions(run: Run) -> None:
         )
 
 
-def _abort(item_id: int, name: str) -> t.NoReturn:
-    abort(409)
-
-
 def check_abort(run: Run) -> None:
-    """:func:`flask.abort` in the view (``abort(409)``) reaches the app's
-    handler for that status.
+    """:func:`flask.abort` in the view (``abort(409)``; Quart's on a Quart
+    app) reaches the app's handler for that status.
     """
-    run.app.register_error_handler(409, lambda e: ("conflict handled", 409))
+    abort = run.framework.abort
+
+    def abort_409(item_id: int, name: str) -> t.NoReturn:
+        abort(409)
+
+    def handle(e: Exception) -> tuple[str, int]:
+        return "conflict handled", 409
+
+    run.app.register_error_handler(409, handle)
     probe = run.register()
-    probe.action = _abort
+    probe.action = abort_409
     answer = run.allowed(probe)
     expected = "abort(409) in the view to reach the app's 409 error handler"
     run.expect_allowed(answer, probe, expected)
@@ -334,16 +336,18 @@ def check_abort(run: Run) -> None:
         run.fail(expected, f"status {answer.status}, {answer.body!r}")
 
 
-def _mark_context() -> None:
-    g.asyncext_marker = "marker"
-    _mark_session()
-
-
 def check_context(run: Run) -> None:
     """``g`` and ``session`` set in a ``before_request`` function, and
-    ``request``, are visible in the view.
+    ``request``, are visible in the view (Quart's on a Quart app).
     """
-    run.app.before_request(_mark_context)
+    fw = run.framework
+    mark_session = _mark_session(fw)
+
+    def mark_context() -> None:
+        fw.g.asyncext_marker = "marker"
+        mark_session()
+
+    run.app.before_request(mark_context)
     probe = run.register()
     answer = run.allowed(probe)
     run.expect_allowed(answer, probe, "an allowed request to reach the view")
@@ -429,12 +433,14 @@ def check_over_wraps_decorator(run: Run) -> None:
 def check_event_loops(run: Run) -> None:
     """A request uses at most one event loop, and none for a ``def`` view
     with sync callbacks: the loops created during the request plus the loop
-    the view ran in are counted.
+    the view ran in are counted. On a Quart app, that one is Quart's own
+    loop, for ``def`` views and their async callbacks too.
     """
     probe = run.register()
     answer = run.allowed(probe)
     run.expect_allowed(answer, probe, "an allowed request to reach the view")
-    limit = 0 if run.kind.startswith("sync-") and run.mode != "async" else 1
+    uses_a_loop = run.is_async or run.mode == "async" or run.app_kind == "quart"
+    limit = 1 if uses_a_loop else 0
 
     if answer.loops > limit:
         run.fail(

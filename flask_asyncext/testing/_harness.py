@@ -21,18 +21,25 @@ import typing as t
 import warnings
 import zlib
 
-from flask import Flask
 from flask.testing import FlaskClient
+from werkzeug.datastructures import Headers
 from werkzeug.test import TestResponse
 
+from ._apps import app_kind_of
 from ._apps import Decorate
+from ._apps import framework
 from ._apps import Probe
 from ._apps import register_probe
 
 _View = cabc.Callable[..., t.Any]
-Shaper = cabc.Callable[[FlaskClient], cabc.Mapping[str, t.Any]]
-InstallCallbacks = cabc.Callable[[Flask, str], None]
-Effect = cabc.Callable[[TestResponse], None]
+#: Takes the test client: a :class:`~flask.testing.FlaskClient`, or Quart's
+#: test client on a Quart app.
+Shaper = cabc.Callable[[t.Any], cabc.Mapping[str, t.Any]]
+#: Takes the app: Flask's, or Quart's.
+InstallCallbacks = cabc.Callable[[t.Any, str], None]
+#: Takes the response: a :class:`~werkzeug.test.TestResponse`, or Quart's
+#: response on a Quart app.
+Effect = cabc.Callable[[t.Any], None]
 
 #: The callback modes every request check runs in when the subject
 #: registers callbacks.
@@ -45,7 +52,7 @@ ONE_DENIAL = ""
 _NEVER_AWAITED = re.compile(r"coroutine .* was never awaited")
 
 
-def no_shaping(client: FlaskClient) -> cabc.Mapping[str, t.Any]:
+def no_shaping(client: t.Any) -> cabc.Mapping[str, t.Any]:
     """Send the request as it is."""
     return {}
 
@@ -80,7 +87,9 @@ class Subject:
     """A decorator under test and what the checks need to know about it."""
 
     decorator: _View
-    make_app: cabc.Callable[[], Flask]
+    #: Makes the app a check runs on: a Flask app, or a Quart app for the
+    #: ``quart-`` view kinds.
+    make_app: cabc.Callable[[], t.Any]
     blocks_requests: bool = False
     denied_status: tuple[int, ...] = (401, 403)
     allow: Shaper = no_shaping
@@ -99,6 +108,8 @@ class Subject:
     injected: tuple[str, ...] = ()
     #: Called with every allowed response; raises to fail the check.
     effect: Effect | None = None
+    #: The app kinds the checks run on (:data:`~._apps.APP_KINDS`).
+    app_kinds: tuple[str, ...] = ("flask",)
 
     def __post_init__(self) -> None:
         self.denied_status = denied_statuses(self.denied_status)
@@ -148,7 +159,8 @@ class Answer:
     status: int | None
     #: The body, decoded from its ``Content-Encoding``.
     body: bytes
-    headers: dict[str, str]
+    #: Looked up without regard to case.
+    headers: Headers
     error: str | None
     #: What always fails: a coroutine never awaited, an exception ignored in
     #: a finalizer, a warning the adopter's warning filters make an error.
@@ -156,7 +168,8 @@ class Answer:
     #: Warnings the adopter's filters let through, shown in failure details.
     notes: list[str]
     loops: int
-    response: TestResponse | None = None
+    #: Flask's test response, or Quart's response on a Quart app.
+    response: t.Any = None
 
 
 def one_line(text: str, limit: int = 240) -> str:
@@ -312,6 +325,62 @@ def decode_body(body: bytes, content_encoding: str | None) -> bytes:
     return body
 
 
+_Sent = tuple[int, bytes, Headers, t.Any]
+
+
+#: The function that sends the request, and the event loop the app runs
+#: requests in (``None`` for a Flask app, which has none of its own).
+_Sender = tuple[cabc.Callable[[], _Sent], asyncio.AbstractEventLoop | None]
+
+
+@contextlib.contextmanager
+def _send_flask(
+    client: FlaskClient, url: str, kwargs: dict[str, t.Any]
+) -> cabc.Generator[_Sender, None, None]:
+    """Yield the function that sends a request with Flask's test client."""
+
+    def send() -> _Sent:
+        response: TestResponse = client.open(url, **kwargs)
+
+        try:
+            return (
+                response.status_code,
+                response.get_data(),
+                Headers(response.headers),
+                response,
+            )
+        finally:
+            response.close()
+
+    yield send, None
+
+
+@contextlib.contextmanager
+def _send_quart(
+    client: t.Any, url: str, kwargs: dict[str, t.Any]
+) -> cabc.Generator[_Sender, None, None]:
+    """Yield the function that sends a request with Quart's test client, in
+    the event loop the app runs on (as a server would, made beforehand and
+    closed afterwards), and that loop.
+    """
+
+    async def send_async() -> _Sent:
+        response = await client.open(url, **kwargs)
+        body = await response.get_data()
+        return response.status_code, body, Headers(response.headers), response
+
+    loop = asyncio.new_event_loop()
+
+    try:
+        yield lambda: loop.run_until_complete(send_async()), loop
+    finally:
+        try:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.run_until_complete(loop.shutdown_default_executor())
+        finally:
+            loop.close()
+
+
 class ProbeError(Exception):
     """Raised by the probe view to see it reach the app's error handler."""
 
@@ -336,6 +405,10 @@ class Run:
         self.denial = denial
         #: Warnings seen by this run's requests, shown when it fails.
         self.notes: list[str] = []
+        self.app_kind = app_kind_of(kind)
+        self.framework = framework(self.app_kind)
+        #: Whether the view kind hands the decorator an ``async def``.
+        self.is_async = kind.removeprefix("quart-").startswith("async-")
         self.app = subject.make_app()
 
         if mode is not None and subject.install_callbacks is not None:
@@ -382,25 +455,21 @@ class Run:
         client = self.app.test_client()
         kwargs = dict(shaper(client))
         kwargs.setdefault("method", self.subject.method)
+        send = _send_quart if self.app_kind == "quart" else _send_flask
         status: int | None = None
         body = b""
-        headers: dict[str, str] = {}
+        headers = Headers()
         error: str | None = None
-        response: TestResponse | None = None
+        response: t.Any = None
 
-        with watch() as (problems, loops, caught):
-            try:
-                response = client.open(probe.url(), **kwargs)
+        with send(client, probe.url(), kwargs) as (sent, app_loop):
+            with watch() as (problems, loops, caught):
                 try:
-                    status = response.status_code
-                    body = response.get_data()
-                    headers = dict(response.headers)
-                finally:
-                    response.close()
-            except Exception as e:
-                # Keep only the text: the traceback holds the request's
-                # frames, which must be collected while still watched.
-                error = describe_error(e)
+                    status, body, headers, response = sent()
+                except Exception as e:
+                    # Keep only the text: the traceback holds the request's
+                    # frames, which must be collected while still watched.
+                    error = describe_error(e)
 
         found, notes = sort_warnings(caught)
         problems.extend(found)
@@ -412,7 +481,13 @@ class Run:
             except ValueError as e:
                 error = str(e)
 
+        # The loops made during the request, the loops the view ran in, and
+        # the app's own loop (a Quart app's).
         seen = {id(loop): loop for loop in [*loops, *probe.loops]}
+
+        if app_loop is not None:
+            seen[id(app_loop)] = app_loop
+
         return Answer(
             status, body, headers, error, problems, notes, len(seen), response
         )

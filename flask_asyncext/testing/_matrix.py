@@ -8,7 +8,10 @@ import collections.abc as cabc
 import textwrap
 import typing as t
 
+from ._apps import app_kind_of
+from ._apps import QUART_VIEW_KINDS
 from ._apps import VIEW_KINDS
+from ._apps import view_kinds
 from ._checks import CHECKS
 from ._checks import SUITE_LEVEL
 from ._policy import Outcome
@@ -34,8 +37,10 @@ class _Row:
     per check, view kind and callback mode.
     """
 
-    def __init__(self, label: str) -> None:
+    def __init__(self, label: str, app_kind: str) -> None:
         self.label = label
+        self.app_kind = app_kind
+        self.kinds = view_kinds(app_kind)
         self.modes: list[str | None] = []
         self.statuses: dict[tuple[str, str, str | None], str] = {}
 
@@ -55,7 +60,12 @@ class Matrix:
         """Record the outcome of ``check`` on ``kind`` in ``mode`` for the
         decorator under test identified by ``key``.
         """
-        row = self._rows.setdefault(key, _Row(label))
+        app_kind = app_kind_of(kind)
+
+        if app_kind != "flask":
+            key, label = f"{key}#{app_kind}", f"{label}, on {app_kind.title()}"
+
+        row = self._rows.setdefault(key, _Row(label, app_kind))
 
         if mode is not None and mode not in row.modes:
             row.modes.append(mode)
@@ -82,8 +92,16 @@ class Matrix:
     def render(self, width: int = 80) -> list[str]:
         """The matrix as lines of at most ``width`` characters where it can."""
         kinds = ", ".join(VIEW_KINDS)
+        quart = ""
+
+        if any(row.app_kind == "quart" for row in self._rows.values()):
+            quart = (
+                " (on Quart, the same with quart- in front, and"
+                f" {QUART_VIEW_KINDS[4]} fifth)"
+            )
+
         lines = textwrap.wrap(
-            f"cells: one mark per view kind, in this order: {kinds}. Marks:"
+            f"cells: one mark per view kind, in this order: {kinds}{quart}. Marks:"
             " . pass, F fail, ! fail-open (a request that must be refused"
             " reached the view), x xfail, s skip, - not run. Checks marked *"
             " are recommended (cost), the others are required (correctness).",
@@ -103,7 +121,7 @@ class Matrix:
                         header,
                         "".join(
                             MARKS.get(self._status(row, name, kind, mode), NOT_RUN)
-                            for kind in VIEW_KINDS
+                            for kind in row.kinds
                         ),
                     )
                     for name, header in columns
@@ -114,8 +132,8 @@ class Matrix:
 
     def to_json(self) -> dict[str, t.Any]:
         """The matrix as data for a CI comment or a badge: the suite level,
-        the view kinds and checks, then per decorator under test and callback
-        mode, each check's status on each view kind (``"passed"``,
+        the view kinds and checks, then per decorator under test, app kind
+        and callback mode, each check's status on each view kind (``"passed"``,
         ``"failed"``, ``"fail-open"``, ``"xfailed"``, ``"skipped"``, or
         ``null`` when not run).
         """
@@ -126,12 +144,17 @@ class Matrix:
                 results = {
                     check: {
                         kind: self._status(row, check, kind, mode) or None
-                        for kind in VIEW_KINDS
+                        for kind in row.kinds
                     }
                     for check in CHECKS
                 }
                 rows.append(
-                    {"label": row.label, "callback_mode": mode, "results": results}
+                    {
+                        "label": row.label,
+                        "app_kind": row.app_kind,
+                        "callback_mode": mode,
+                        "results": results,
+                    }
                 )
 
         return {

@@ -10,7 +10,7 @@ import dataclasses
 import os
 import typing as t
 
-from ._apps import VIEW_KINDS
+from ._apps import view_kinds
 from ._checks import Check
 from ._checks import CHECKS
 from ._checks import SUITE_LEVEL
@@ -230,18 +230,22 @@ def run_check(
 
 
 def cases(
-    check: Check, subject_modes: tuple[str | None, ...], denials: cabc.Iterable[str]
+    check: Check,
+    subject_modes: tuple[str | None, ...],
+    denials: cabc.Iterable[str],
+    app_kinds: cabc.Iterable[str] = ("flask",),
 ) -> list[tuple[str, str | None, str | None]]:
     """Every ``(view kind, callback mode, denial)`` a check runs on, in the
-    order of the matrix.
+    order of the matrix: per app kind, the view kinds of that app kind.
     """
     modes = subject_modes if check.uses_requests else (None,)
     names = [d or None for d in denials] if check.denials else [None]
     return [
         (kind, mode, denial)
+        for app_kind in app_kinds
         for mode in modes
         for denial in names
-        for kind in VIEW_KINDS
+        for kind in view_kinds(app_kind)
     ]
 
 
@@ -249,11 +253,13 @@ def check_keys(
     expected_failures: cabc.Mapping[str, str],
     modes: tuple[str | None, ...],
     denials: cabc.Iterable[str] = (ONE_DENIAL,),
+    app_kinds: cabc.Iterable[str] = ("flask",),
 ) -> None:
     """Raise :exc:`ValueError` naming a key of ``expected_failures`` that names
     no check, or no parameter id of that check.
     """
     denials = list(denials)
+    app_kinds = list(app_kinds)
 
     for key in expected_failures:
         name, bracket, rest = key.partition("[")
@@ -263,7 +269,7 @@ def check_keys(
             continue
 
         if check is not None and rest.endswith("]"):
-            ids = {param_id(*case) for case in cases(check, modes, denials)}
+            ids = {param_id(*case) for case in cases(check, modes, denials, app_kinds)}
 
             if rest[:-1] in ids:
                 continue
@@ -280,11 +286,14 @@ def run_all(subject: Subject, policy: Policy | None = None) -> list[Outcome]:
     return the settled outcomes.
     """
     policy = Policy() if policy is None else policy
-    check_keys(policy.expected_failures, subject.modes, subject.denials)
+    app_kinds = subject.app_kinds
+    check_keys(policy.expected_failures, subject.modes, subject.denials, app_kinds)
     outcomes: list[Outcome] = []
 
     for check in CHECKS.values():
-        for kind, mode, denial in cases(check, subject.modes, subject.denials):
+        for kind, mode, denial in cases(
+            check, subject.modes, subject.denials, app_kinds
+        ):
             outcomes.append(run_settled(check, subject, kind, mode, denial, policy))
 
     return outcomes

@@ -9,10 +9,13 @@ import pathlib
 import typing as t
 
 import pytest
-from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
+from ._apps import app_kind_of
+from ._apps import app_kind_of_app
+from ._apps import APP_KINDS
+from ._apps import check_app_kinds
 from ._apps import make_app
 from ._checks import Check
 from ._checks import CHECKS
@@ -44,6 +47,13 @@ _MISSING_DECORATOR = (
     "{cls} does not override the 'decorator' fixture. Add a fixture named"
     " 'decorator' to the class that returns the decorator under test, as"
     " shown in 'Testing your decorators': " + DOCS_PAGE
+)
+
+_WRONG_APP = (
+    "{cls}'s 'app' fixture returned {got} for a check on {kind} apps."
+    " Make the app the fixture 'asyncext_app_kind' names, with"
+    " make_app(app_kind=asyncext_app_kind), or narrow {cls}.app_kinds to the"
+    " app kinds the extension supports, such as ('flask',): " + DOCS_PAGE
 )
 
 ExpectedFailures = t.Union[cabc.Mapping[str, str], str, "os.PathLike[str]"]
@@ -207,25 +217,42 @@ class DecoratorConformance:
     #: for an extension that testing mode switches off.
     app_config: t.ClassVar[cabc.Mapping[str, t.Any]] = {}
 
+    #: The kinds of app every check runs on: ``"flask"``, and ``"quart"``
+    #: where Quart is installed (the view kinds of a Quart app are named
+    #: ``quart-...``). Narrow it to ``("flask",)`` for an extension that
+    #: works on Flask apps only.
+    app_kinds: t.ClassVar[cabc.Collection[str]] = APP_KINDS
+
     @pytest.fixture
     def decorator(self) -> cabc.Callable[..., t.Any]:
         """The decorator under test. Override this fixture."""
         pytest.fail(_MISSING_DECORATOR.format(cls=type(self).__name__), pytrace=False)
 
     @pytest.fixture
-    def app(self) -> Flask:
-        """The app each check registers its views on, a new one per test.
+    def asyncext_app_kind(self, request: pytest.FixtureRequest) -> str:
+        """The app kind of the running check: ``"flask"`` or ``"quart"``
+        (``"flask"`` in a test that is not one of the suite's).
+        """
+        callspec = getattr(request.node, "callspec", None)
+        params: dict[str, object] = {} if callspec is None else callspec.params
+        return app_kind_of(str(params.get("asyncext_view_kind", "")))
+
+    @pytest.fixture
+    def app(self, asyncext_app_kind: str) -> t.Any:
+        """The app each check registers its views on, a new one per test: a
+        Flask app, or a Quart app when ``asyncext_app_kind`` is ``"quart"``.
         Override it to initialise the extension, starting from
         :func:`~flask_asyncext.testing.make_app` (pass it
-        :attr:`app_config`).
+        ``app_kind=asyncext_app_kind`` and :attr:`app_config`).
         """
-        return make_app(**self.app_config)
+        return make_app(app_kind=asyncext_app_kind, **self.app_config)
 
     def allow(self, client: FlaskClient) -> cabc.Mapping[str, t.Any]:
         """Prepare ``client`` for a request the decorator lets through (log
         in, set a cookie) and return extra keyword arguments for
         :meth:`~werkzeug.test.Client.open`, such as ``headers``, ``data`` or
-        ``json``.
+        ``json``. On a Quart app, ``client`` is Quart's test client, and the
+        keyword arguments are those of its ``open``.
         """
         return {}
 
@@ -238,7 +265,7 @@ class DecoratorConformance:
         """
         return {}
 
-    def install_callbacks(self, app: Flask, mode: str) -> None:
+    def install_callbacks(self, app: t.Any, mode: str) -> None:
         """Register the extension's user callbacks on ``app``: plain ``def``
         versions when ``mode`` is ``"sync"``, ``async def`` versions when it
         is ``"async"``. When a subclass overrides it, every request check
@@ -261,14 +288,24 @@ class DecoratorConformance:
         cls = type(self)
         denied_statuses(cls.denied_status, f"{cls.__name__}.denied_status")
         modes = callback_modes(self._asyncext_callbacks())
-        check_keys(self._asyncext_expected(), modes, self._asyncext_denials())
+        denials = self._asyncext_denials()
+        # Keys may name the cases of an app kind not installed here.
+        check_app_kinds(cls.app_kinds, f"{cls.__name__}.app_kinds")
+        check_keys(self._asyncext_expected(), modes, denials, APP_KINDS)
         metafunc.parametrize(
             ("asyncext_view_kind", "asyncext_callback_mode", "asyncext_denial"),
             [
                 pytest.param(kind, mode, denial, id=param_id(kind, mode, denial))
-                for kind, mode, denial in cases(check, modes, self._asyncext_denials())
+                for kind, mode, denial in cases(
+                    check, modes, denials, self._asyncext_app_kinds()
+                )
             ],
         )
+
+    def _asyncext_app_kinds(self) -> tuple[str, ...]:
+        """:attr:`app_kinds`, without those not installed."""
+        cls = type(self)
+        return check_app_kinds(cls.app_kinds, f"{cls.__name__}.app_kinds")
 
     def _asyncext_denials(self) -> list[str]:
         return list(type(self).denials) or [ONE_DENIAL]
@@ -324,8 +361,9 @@ class DecoratorConformance:
     def asyncext_case(
         self,
         request: pytest.FixtureRequest,
-        app: Flask,
+        app: t.Any,
         decorator: cabc.Callable[..., t.Any],
+        asyncext_app_kind: str,
         asyncext_view_kind: str,
         asyncext_callback_mode: str | None,
         asyncext_denial: str | None,
@@ -334,6 +372,22 @@ class DecoratorConformance:
         mode and denial.
         """
         cls = type(self)
+        got = app_kind_of_app(app)
+
+        if got != asyncext_app_kind:
+            pytest.fail(
+                _WRONG_APP.format(
+                    cls=cls.__name__,
+                    kind=asyncext_app_kind,
+                    got=(
+                        f"a {type(app).__qualname__!r} object"
+                        if got is None
+                        else f"a {got.title()} app"
+                    ),
+                ),
+                pytrace=False,
+            )
+
         subject = Subject(
             decorator=decorator,
             make_app=lambda: app,
@@ -345,6 +399,7 @@ class DecoratorConformance:
             method=cls.method,
             injected=tuple(cls.injected),
             effect=self._asyncext_effect(),
+            app_kinds=(asyncext_app_kind,),
         )
         return ConformanceCase(
             self,
