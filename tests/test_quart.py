@@ -38,6 +38,7 @@ from flask_asyncext import maybe_await
 from flask_asyncext.testing import make_app as make_test_app
 from flask_asyncext.testing._apps import QUART_VIEW_KINDS
 from flask_asyncext.testing._apps import VIEW_KINDS
+from flask_asyncext.testing.cli import main
 
 if t.TYPE_CHECKING:
     from conftest import LoopCounter
@@ -1038,6 +1039,52 @@ def test_example_for_both_apps_passes_strict(pytester: pytest.Pytester) -> None:
     on_quart = {i for i in found if "[quart-" in i}
     assert len(on_quart) == (0 if quart is None else len(found) // 2)
     assert len(found) > 200
+
+
+CLI_TARGETS = """
+import flask
+import quart
+
+from flask_asyncext import after_view
+
+
+@after_view
+def tag(response):
+    response.headers["X-Tag"] = "yes"
+
+
+def create_flask_app():
+    return flask.Flask(__name__)
+
+
+def create_quart_app():
+    app = quart.Quart(__name__)
+    app.secret_key = "a secret key long enough for every signer" * 2
+    return app
+"""
+
+
+@requires_quart
+def test_command_runs_the_checks_on_quart_apps(
+    tmp_path: pathlib.Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    tmp_path.joinpath("quart_targets.py").write_text(CLI_TARGETS)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    check = ["check", "--strict", "quart_targets:tag", "--app-kind", "quart"]
+    assert main(check) == 0
+    out = capsys.readouterr().out
+    assert "quart_targets:tag, on Quart" in out
+    assert out.endswith("Every check passed.\n")
+    assert main([*check, "--app", "quart_targets:create_quart_app"]) == 0
+    capsys.readouterr()
+    assert main([*check, "--app", "quart_targets:create_flask_app"]) == 2
+    assert capsys.readouterr().err.endswith(
+        "error: --app makes flask apps; the checks run on quart apps: pass"
+        " --app-kind flask\n"
+    )
 
 
 @requires_quart

@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from flask_asyncext.testing import cli
 from flask_asyncext.testing.cli import main
 
 
@@ -175,7 +176,10 @@ def test_denied_status_and_headers(capsys: pytest.CaptureFixture[str]) -> None:
     [
         (["--app", "tests_cli_targets:app"], "is an app; each check needs a new one"),
         (["--app", "tests_cli_targets:NUMBER"], "is not an app factory"),
-        (["--app", "tests_cli_targets:not_an_app"], "returned int, not a Flask app"),
+        (
+            ["--app", "tests_cli_targets:not_an_app"],
+            "returned int, not a Flask or Quart app",
+        ),
         (["--suite-level", "7"], "suite_level must be a suite level from 1 to 1"),
         (["--expected-failures", "missing.txt"], "No such file or directory"),
         (
@@ -190,6 +194,15 @@ def test_bad_options(
     pathlib.Path("bad.txt").write_text("test_nothing = why\n")
     assert main(["check", "flask_asyncext.testing.samples:traced", *args]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_app_kind_quart_needs_quart(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(cli, "installed_app_kinds", lambda: ("flask",))
+    argv = ["check", "flask_asyncext.testing.samples:traced", "--app-kind", "quart"]
+    assert main(argv) == 2
+    assert "--app-kind quart needs Quart installed" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import ast
 import collections.abc as cabc
+import functools
 import importlib
 import inspect
 import json
@@ -17,9 +18,9 @@ import shutil
 import sys
 import typing as t
 
-from flask import Flask
-from flask.testing import FlaskClient
-
+from ._apps import app_kind_of_app
+from ._apps import APP_KINDS
+from ._apps import installed_app_kinds
 from ._apps import make_app
 from ._harness import denied_statuses
 from ._harness import describe_error
@@ -125,7 +126,7 @@ def resolve_decorator(target: str) -> cabc.Callable[..., t.Any]:
     return t.cast("cabc.Callable[..., t.Any]", obj)
 
 
-def resolve_app(target: str) -> cabc.Callable[[], Flask]:
+def resolve_app(target: str) -> cabc.Callable[[], t.Any]:
     """:func:`resolve` the ``--app`` option: an app factory, called for
     each check (with the target's literal arguments, if any).
     """
@@ -133,7 +134,7 @@ def resolve_app(target: str) -> cabc.Callable[[], Flask]:
     spec = target.rstrip()[: target.index("(")] if call else target
     obj = resolve(spec)
 
-    if isinstance(obj, Flask):
+    if app_kind_of_app(obj) is not None:
         raise TargetError(
             f"--app {target!r} is an app; each check needs a new one: name the"
             " factory that creates it (module:create_app)"
@@ -146,12 +147,13 @@ def resolve_app(target: str) -> cabc.Callable[[], Flask]:
         _arguments(target, target[target.index("(") + 1 : -1]) if call else ([], {})
     )
 
-    def factory() -> Flask:
+    def factory() -> t.Any:
         app = obj(*args, **kwargs)
 
-        if not isinstance(app, Flask):
+        if app_kind_of_app(app) is None:
             raise TypeError(
-                f"--app {target} returned {type(app).__name__}, not a Flask app"
+                f"--app {target} returned {type(app).__name__}, not a Flask or"
+                " Quart app"
             )
 
         return app
@@ -258,6 +260,15 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         ),
     )
     check.add_argument(
+        "--app-kind",
+        choices=APP_KINDS,
+        default="flask",
+        help=(
+            "the kind of app the checks run on: flask (the default) or quart"
+            " (with Quart installed); an --app factory must make that kind"
+        ),
+    )
+    check.add_argument(
         "--config",
         metavar="KEY=VALUE",
         type=_config,
@@ -339,6 +350,23 @@ def _cause_hint(cause: str) -> str:
     )
 
 
+def check_kind(make: cabc.Callable[[], t.Any], app_kind: str) -> None:
+    """Make one app and check that it is of the kind the checks run on.
+
+    :raise ValueError: Quart is not installed, or the app is of another kind.
+    """
+    if app_kind not in installed_app_kinds():
+        raise ValueError("--app-kind quart needs Quart installed")
+
+    got = app_kind_of_app(make())
+
+    if got != app_kind:
+        raise ValueError(
+            f"--app makes {got} apps; the checks run on {app_kind} apps: pass"
+            f" --app-kind {got}"
+        )
+
+
 def main(argv: cabc.Sequence[str] | None = None, prog: str = "flask-asyncext") -> int:
     """Run the command line tool and return its exit status.
 
@@ -353,7 +381,12 @@ def main(argv: cabc.Sequence[str] | None = None, prog: str = "flask-asyncext") -
 
     try:
         decorators = [(target, resolve_decorator(target)) for target in targets]
-        make = make_app if args.app is None else resolve_app(args.app)
+        make = (
+            functools.partial(make_app, app_kind=args.app_kind)
+            if args.app is None
+            else resolve_app(args.app)
+        )
+        check_kind(make, args.app_kind)
         policy = Policy(
             {}
             if args.expected_failures is None
@@ -367,7 +400,7 @@ def main(argv: cabc.Sequence[str] | None = None, prog: str = "flask-asyncext") -
 
     config = dict(args.config)
 
-    def app_factory() -> Flask:
+    def app_factory() -> t.Any:
         app = make()
 
         for key, value in config.items():
@@ -375,7 +408,7 @@ def main(argv: cabc.Sequence[str] | None = None, prog: str = "flask-asyncext") -
 
         return app
 
-    def allow(client: FlaskClient) -> cabc.Mapping[str, t.Any]:
+    def allow(client: t.Any) -> cabc.Mapping[str, t.Any]:
         kwargs: dict[str, t.Any] = {"headers": dict(args.header)}
 
         if args.data is not None:
@@ -383,7 +416,7 @@ def main(argv: cabc.Sequence[str] | None = None, prog: str = "flask-asyncext") -
 
         return kwargs
 
-    def deny(client: FlaskClient) -> cabc.Mapping[str, t.Any]:
+    def deny(client: t.Any) -> cabc.Mapping[str, t.Any]:
         return {"headers": dict(args.deny_header)}
 
     shaping = bool(args.header or args.data is not None)
@@ -402,6 +435,7 @@ def main(argv: cabc.Sequence[str] | None = None, prog: str = "flask-asyncext") -
             denials={ONE_DENIAL: deny},
             shaping=shaping,
             method=args.method.upper(),
+            app_kinds=(args.app_kind,),
         )
 
         try:
