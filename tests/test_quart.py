@@ -15,6 +15,7 @@ import contextvars
 import importlib
 import importlib.util
 import inspect
+import json
 import os
 import pathlib
 import runpy
@@ -1046,8 +1047,18 @@ def test_app_fixture_of_the_wrong_kind_fails_clearly(
 @requires_quart
 def test_app_kinds_narrow_the_suite(pytester: pytest.Pytester) -> None:
     both_apps_subject(pytester, "before", body='app_kinds = ("quart",)')
-    result = pytester.runpytest("-k", "test_metadata_kept", "-v")
+    result = pytester.runpytest(
+        "-k", "test_metadata_kept", "-v", "--asyncext-matrix-json=m.json"
+    )
     result.assert_outcomes(passed=len(QUART_VIEW_KINDS))
+    (row,) = json.loads(pytester.path.joinpath("m.json").read_text())["rows"]
+    assert (row["label"], row["app_kind"]) == (
+        "TestSubject (before), on Quart",
+        "quart",
+    )
+    assert row["results"]["test_metadata_kept"] == dict.fromkeys(
+        QUART_VIEW_KINDS, "passed"
+    )
     result.stdout.fnmatch_lines(["*test_metadata_kept?quart-sync-function? PASSED*"])
     result.stdout.fnmatch_lines(
         [

@@ -648,6 +648,7 @@ def test_matrix_as_json(pytester: pytest.Pytester) -> None:
     assert [c["name"] for c in data["checks"]] == list(CHECKS)
     rows = {row["callback_mode"]: row for row in data["rows"]}
     assert rows["async"]["label"] == "TestSubject (basic_auth_used_as_bool)"
+    assert rows["async"]["app_kind"] == "flask"
     denied = rows["async"]["results"]["test_denied_request_never_runs_view"]
     assert denied == dict.fromkeys(VIEW_KINDS, "fail-open")
     sync_denied = rows["sync"]["results"]["test_denied_request_never_runs_view"]
