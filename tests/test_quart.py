@@ -37,8 +37,8 @@ from flask_asyncext import ensure_async
 from flask_asyncext import ensure_sync
 from flask_asyncext import maybe_await
 from flask_asyncext.testing import make_app as make_test_app
-from flask_asyncext.testing._apps import QUART_VIEW_KINDS
-from flask_asyncext.testing._apps import VIEW_KINDS
+from flask_asyncext.testing import QUART_VIEW_KINDS
+from flask_asyncext.testing import VIEW_KINDS
 from flask_asyncext.testing.cli import main
 
 if t.TYPE_CHECKING:

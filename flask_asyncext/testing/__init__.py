@@ -23,7 +23,9 @@ if HAS_PYTEST:
         "flask_asyncext.testing._policy",
     )
 
+from ._apps import APP_KINDS as APP_KINDS  # noqa: E402
 from ._apps import make_app as make_app  # noqa: E402
+from ._apps import QUART_VIEW_KINDS as QUART_VIEW_KINDS  # noqa: E402
 from ._apps import VIEW_KINDS as VIEW_KINDS  # noqa: E402
 from ._checks import Check as Check  # noqa: E402
 from ._checks import CHECKS as CHECKS  # noqa: E402
