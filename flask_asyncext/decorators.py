@@ -93,6 +93,26 @@ def _kind(obj: object, culprit: str, role: str) -> _Kind:
     return _Kind.PLAIN
 
 
+#: What :func:`_delegate` yields once the body has returned; the next value
+#: it yields is what the body returned. Its type is not a plain one, so the
+#: drivers' hot path (a ``type()`` test) never mistakes it for a value.
+_RETURNED = object()
+
+
+def _delegate(gen: _Generator) -> _Generator:
+    """Run a body's generator inside this one, which hands its return value
+    on by yielding it after :data:`_RETURNED` instead of raising
+    :exc:`StopIteration`: ``yield from`` takes the body's return without an
+    exception, and a generator left suspended outside any ``try`` is dropped
+    cheaply, where raising and catching an exception is the largest single
+    cost of a call through a generator body. Values sent and exceptions
+    thrown in are passed on to the body as ``yield from`` does.
+    """
+    rv = yield from gen
+    yield _RETURNED
+    yield rv
+
+
 def _recording_streams(view: _View) -> _View:
     """Wrap a sync view so that the streamed responses it returns are known
     to be the view's own.
@@ -104,7 +124,7 @@ def _recording_streams(view: _View) -> _View:
 
     @_wraps_sync(view)
     def call_view(*args: t.Any, **kwargs: t.Any) -> t.Any:
-        rv: t.Any = view(*args, **kwargs)
+        rv: t.Any = view(*args, **kwargs) if kwargs else view(*args)
         cls = type(rv)  # pyright: ignore[reportUnknownVariableType]
 
         if cls is generator or cls is async_generator:
@@ -146,43 +166,49 @@ def _wrap_async(
     culprit: str,
 ) -> t.Callable[..., t.Any]:
     if kind is _Kind.GENERATOR:
+        plain = _PLAIN_TYPES
+        returned = _RETURNED
+        bound = functools.partial(body, view)
+
         # The driver of ``generators._drive_async``, inlined: one coroutine
-        # frame fewer on every request.
+        # frame fewer on every request. The body runs inside ``_delegate``,
+        # so its return ends no exception.
         @functools.wraps(view)
         async def drive_body(*args: t.Any, **kwargs: t.Any) -> t.Any:
-            gen = body(view, *args, **kwargs)
+            gen = _delegate(bound(*args, **kwargs) if kwargs else bound(*args))
             send = gen.send
+            item = send(None)
 
-            try:
-                item = send(None)
+            while True:
+                cls = type(item)  # pyright: ignore[reportUnknownVariableType]
 
-                while True:
-                    cls = type(item)  # pyright: ignore[reportUnknownVariableType]
+                if cls in plain:
+                    item = send(item)
+                    continue
 
-                    if cls in _PLAIN_TYPES:
-                        item = send(item)
-                        continue
+                if item is returned:
+                    break
 
-                    error: BaseException | None = None
+                error: BaseException | None = None
 
-                    try:
-                        if cls is _COROUTINE:
-                            value = await item
+                try:
+                    if cls is _COROUTINE:
+                        value = await item
 
-                            if type(value) not in _PLAIN_TYPES and (
-                                _must_await_result(value, item, view)
-                            ):
-                                value = await maybe_await(value)
-                        else:
-                            value = await _settle_async(item, view, culprit, "yielded")
-                    except BaseException as e:
-                        error, value = e, None
+                        if type(value) not in plain and _must_await_result(
+                            value, item, view
+                        ):
+                            value = await maybe_await(value)
+                    else:
+                        value = await _settle_async(item, view, culprit, "yielded")
+                except BaseException as e:
+                    error, value = e, None
 
-                    item = send(value) if error is None else gen.throw(error)
-            except StopIteration as stop:
-                rv = stop.value
+                item = send(value) if error is None else gen.throw(error)
 
-            if type(rv) in _PLAIN_TYPES:
+            rv = send(None)
+
+            if type(rv) in plain:
                 return rv
 
             return await _settle_async(rv, view, culprit, "returned")
@@ -230,24 +256,27 @@ def _wrap_sync(
     if kind is _Kind.GENERATOR:
         call_view = _recording_streams(view)
         plain = _PLAIN_TYPES
+        returned = _RETURNED
+        bound = functools.partial(body, call_view)
 
         # The driver of ``generators._drive_sync``, inlined: one frame fewer
-        # on every request, and only a ``type()`` test on the hot path.
+        # on every request, and only a ``type()`` test on the hot path. The
+        # body runs inside ``_delegate``, so its return ends no exception.
         @_wraps_sync(view)
         def drive_body(*args: t.Any, **kwargs: t.Any) -> t.Any:
-            gen = body(call_view, *args, **kwargs)
+            gen = _delegate(bound(*args, **kwargs) if kwargs else bound(*args))
+            send = gen.send
+            item = send(None)
 
-            try:
-                item = gen.send(None)
+            while True:
+                if type(item) in plain:
+                    item = send(item)
+                elif item is returned:
+                    break
+                else:
+                    item = _step_sync(gen, item, call_view, culprit)
 
-                while True:
-                    item = (
-                        gen.send(item)
-                        if type(item) in plain
-                        else _step_sync(gen, item, call_view, culprit)
-                    )
-            except StopIteration as stop:
-                rv = stop.value
+            rv = send(None)
 
             if type(rv) in plain:
                 return rv
@@ -276,10 +305,13 @@ def _wrap_sync(
     plain = _PLAIN_TYPES
     # Quart's sync views may return async generators (streamed responses).
     call_view = _recording_streams(view) if "quart" in sys.modules else view
+    bound = functools.partial(body, call_view)
 
     @_wraps_sync(view)
     def call_body_sync(*args: t.Any, **kwargs: t.Any) -> t.Any:
-        rv = body(call_view, *args, **kwargs)
+        # The partial passes the view on in C; without keyword arguments,
+        # calling without ``**`` copies no dict.
+        rv = bound(*args, **kwargs) if kwargs else bound(*args)
 
         if type(rv) in plain:
             return rv
