@@ -7,6 +7,7 @@ import functools
 import importlib.metadata
 import inspect
 import typing as t
+import warnings
 
 import pytest
 from flask import abort
@@ -741,6 +742,36 @@ def test_generator_body_sees_view_exception(app: Flask, view_kind: str) -> None:
     app.register_error_handler(Boom, lambda e: ("boom", 500))
     assert app.test_client().get("/item/4").text == "boom"
     assert events == ["caught 4", "async cleanup", "finally"]
+
+
+def test_closing_a_suspended_async_view_closes_its_body() -> None:
+    """A request cancelled while the body waits: closing the view's
+    coroutine runs the body's ``finally``, and warns of nothing.
+    """
+    events: list[str] = []
+
+    async def waiting() -> None:
+        await asyncio.sleep(0)
+
+    def body(view: Impl, /, *args: t.Any, **kwargs: t.Any) -> t.Any:
+        try:
+            yield waiting()
+            return (yield view(*args, **kwargs))
+        finally:
+            events.append("finally")
+
+    @async_compatible_decorator(body)
+    async def view() -> str:
+        events.append("view")
+        return "view"
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        coro = view()
+        coro.send(None)  # suspended in asyncio.sleep(0)
+        coro.close()
+
+    assert events == ["finally"]
 
 
 @pytest.mark.parametrize("view_kind", ["sync-function", "async-function"])
