@@ -883,16 +883,26 @@ def after(response):
 
 
 def new_loop(view):
-    # A def decorator that runs async code in a loop of its own.
-    import asyncio, functools
+    # A decorator that runs async code in a loop of its own (in a thread, so
+    # that it works around sync and async views alike).
+    import asyncio, functools, inspect, threading
+
+    def run_in_new_loop():
+        thread = threading.Thread(target=asyncio.run, args=(asyncio.sleep(0),))
+        thread.start()
+        thread.join()
+
+    if inspect.iscoroutinefunction(view):
+        @functools.wraps(view)
+        async def async_wrapper(*args, **kwargs):
+            run_in_new_loop()
+            return await view(*args, **kwargs)
+
+        return async_wrapper
 
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
-        loop = asyncio.new_event_loop()
-        try:
-            loop.run_until_complete(asyncio.sleep(0))
-        finally:
-            loop.close()
+        run_in_new_loop()
         return view(*args, **kwargs)
 
     return wrapper
