@@ -582,13 +582,22 @@ def test_suite_verdict(extension: Extension, asyncext_shared_loop: t.Any) -> Non
             asyncext_shared_loop.async_to_sync(nothing)()
             gc.collect()
 
-    with warnings.catch_warnings():
-        # Un-awaited callback coroutines that outlive a request (kept by the
-        # extension) are collected here, not in the request that made them.
-        warnings.simplefilter("ignore", RuntimeWarning)
-        outcomes = run_all(extension.subject(drain))
-        drain()
-        gc.collect()
+    # What the process holds now is no garbage of the checks: leave it out of
+    # the collections that drain() makes, which then take a tenth of the time.
+    gc.collect()
+    gc.freeze()
+
+    try:
+        with warnings.catch_warnings():
+            # Un-awaited callback coroutines that outlive a request (kept by
+            # the extension) are collected here, not in the request that made
+            # them.
+            warnings.simplefilter("ignore", RuntimeWarning)
+            outcomes = run_all(extension.subject(drain))
+            drain()
+            gc.collect()
+    finally:
+        gc.unfreeze()
 
     assert suite_verdict(outcomes) == extension.verdict
     fail_open = {o.param_id for o in outcomes if o.fail_open}
