@@ -7,7 +7,6 @@ import enum
 import functools
 import inspect
 import sys
-import types
 import typing as t
 
 from . import _quart
@@ -24,9 +23,10 @@ from .bridges import ensure_sync
 from .bridges import is_async_callable
 from .bridges import maybe_await
 from .generators import _must_await_result
+from .generators import _refuse
 from .generators import _remember_stream
-from .generators import _returned_sync
 from .generators import _settle_async
+from .generators import _settle_sync
 from .generators import _step_sync
 
 if t.TYPE_CHECKING:
@@ -113,18 +113,10 @@ def _delegate(gen: _Generator) -> _Generator:
     yield rv
 
 
-#: The code of the toolkit's own ``def`` wrappers, which remember every
-#: streamed response they return (:func:`~.generators._returned_sync`).
-_SELF_RECORDING: set[types.CodeType] = set()
-
-
 def _recording_streams(view: _View) -> _View:
     """Wrap a sync view so that the streamed responses it returns are known
-    to be the view's own. A toolkit wrapper (a stacked decorator) is called
-    as it is: one frame fewer per decorator on every request.
+    to be the view's own.
     """
-    if getattr(view, "__code__", None) in _SELF_RECORDING:
-        return view
 
     generator = _GENERATOR
     async_generator = _ASYNC_GENERATOR
@@ -289,9 +281,8 @@ def _wrap_sync(
             if type(rv) in plain:
                 return rv
 
-            return _returned_sync(rv, call_view, culprit)
+            return _settle_sync(rv, call_view, culprit, "returned")
 
-        _SELF_RECORDING.add(drive_body.__code__)
         return drive_body
 
     if kind is _Kind.ASYNC:
@@ -304,12 +295,11 @@ def _wrap_sync(
         def bridge_body(*args: t.Any, **kwargs: t.Any) -> t.Any:
             rv = call_body(async_view, *args, **kwargs)
 
-            if type(rv) in _PLAIN_TYPES:
-                return rv
+            if type(rv) not in _PLAIN_TYPES:
+                _refuse(rv, async_view, culprit, "returned")
 
-            return _returned_sync(rv, async_view, culprit)
+            return rv
 
-        _SELF_RECORDING.add(bridge_body.__code__)
         return bridge_body
 
     plain = _PLAIN_TYPES
@@ -326,9 +316,8 @@ def _wrap_sync(
         if type(rv) in plain:
             return rv
 
-        return _returned_sync(rv, call_view, culprit)
+        return _settle_sync(rv, call_view, culprit, "returned")
 
-    _SELF_RECORDING.add(call_body_sync.__code__)
     return call_body_sync
 
 

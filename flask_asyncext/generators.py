@@ -77,21 +77,6 @@ def _remember_stream(value: object, awaited: t.Any, view: object) -> bool:
     return False
 
 
-def _returned_sync(rv: t.Any, view: object, culprit: str) -> t.Any:
-    """Resolve what a ``def`` wrapper's body returned, and remember a
-    streamed response (a generator) among it as the wrapper's own: a
-    decorator stacked on a toolkit wrapper takes its streams as known
-    (:func:`flask_asyncext.decorators._recording_streams`).
-    """
-    rv = _settle_sync(rv, view, culprit, "returned")
-    cls = type(rv)
-
-    if cls is _GENERATOR or cls is _ASYNC_GENERATOR:
-        _streams.add(rv)
-
-    return rv
-
-
 def _settle_sync(item: t.Any, view: object, culprit: str, verb: str) -> t.Any:
     """Resolve, from a ``def`` wrapper, what a body yielded or returned."""
     if _must_await(item):

@@ -583,7 +583,8 @@ def test_suite_verdict(extension: Extension, asyncext_shared_loop: t.Any) -> Non
             gc.collect()
 
     # What the process holds now is no garbage of the checks: leave it out of
-    # the collections that drain() makes, which then take a tenth of the time.
+    # the collections that drain() makes, which then take a fraction of the
+    # time (10.6 s down to 1.5 s for one extension, measured alone).
     gc.collect()
     gc.freeze()
 
