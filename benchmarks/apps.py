@@ -141,6 +141,31 @@ def toolkit_async_check(
     return (yield view(*args, **kwargs))
 
 
+def generator_floor(func: F) -> F:
+    """The floor of any driver of a generator body: the body of
+    :func:`toolkit_generator` created and run to its end with ``send``, with
+    nothing checked between the steps.
+    """
+
+    def body(*args: t.Any, **kwargs: t.Any) -> cabc.Generator[t.Any, t.Any, t.Any]:
+        if not (yield sync_check()):
+            return "denied", 403
+        return (yield func(*args, **kwargs))
+
+    @functools.wraps(func)
+    def wrapper(*args: t.Any, **kwargs: t.Any) -> t.Any:
+        gen = body(*args, **kwargs)
+        send = gen.send
+        try:
+            item = send(None)
+            while True:
+                item = send(item)
+        except StopIteration as stop:
+            return stop.value
+
+    return t.cast(F, wrapper)
+
+
 def stack(decorator: cabc.Callable[[F], F], view: F, depth: int = 3) -> F:
     for _ in range(depth):
         view = decorator(view)

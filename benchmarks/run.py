@@ -32,6 +32,7 @@ import io
 import json
 import os
 import platform
+import queue
 import random
 import re
 import shutil
@@ -283,6 +284,39 @@ class ThreadPool:
             thread.join(5)
 
 
+class RoundTrip:
+    """A thread that answers each call over a queue: what handing a call to
+    another thread and waiting for it costs, with nothing else done there
+    (the floor of the shared loop's hand-off).
+    """
+
+    def __init__(self) -> None:
+        self._calls: queue.SimpleQueue[queue.SimpleQueue[bool] | None] = (
+            queue.SimpleQueue()
+        )
+        self._thread = threading.Thread(target=self._answer, daemon=True)
+        self._thread.start()
+
+    def _answer(self) -> None:
+        while (reply := self._calls.get()) is not None:
+            reply.put(True)
+
+    def before(self, func: cabc.Callable[[], object]) -> cabc.Callable[[], object]:
+        calls = self._calls
+
+        def call() -> object:
+            reply: queue.SimpleQueue[bool] = queue.SimpleQueue()
+            calls.put(reply)
+            reply.get()
+            return func()
+
+        return call
+
+    def close(self) -> None:
+        self._calls.put(None)
+        self._thread.join(5)
+
+
 @contextlib.contextmanager
 def one_core(pin: bool) -> cabc.Iterator[str]:
     """Run the CPU-time groups, and the threads they start, on one core.
@@ -444,6 +478,7 @@ def cpu_groups() -> list[Group]:
         "hand-written": repeat(apps.handwritten_sync(apps.sync_view)),
         "toolkit plain": repeat(apps.toolkit_plain(apps.sync_view)),
         "toolkit generator": repeat(apps.toolkit_generator(apps.sync_view)),
+        "floor": repeat(apps.generator_floor(apps.sync_view)),
     }
     groups.append(
         Group(
@@ -455,6 +490,14 @@ def cpu_groups() -> list[Group]:
                     "toolkit generator",
                     "hand-written",
                     Target("<=", 6.0, ISSUE_DRIVER),
+                    MORE_WORK,
+                ),
+                (
+                    "generator body run with send, nothing checked (the floor"
+                    " of any driver) / hand-written functools.wraps",
+                    "floor",
+                    "hand-written",
+                    None,
                     MORE_WORK,
                 ),
                 (
@@ -592,9 +635,12 @@ def cpu_groups() -> list[Group]:
     cleanups.append(shared.close)
     local = apps.ThreadLocalLoop()
     cleanups.append(local.close)
+    round_trip = RoundTrip()
+    cleanups.append(round_trip.close)
     sync_call = app(apps.sync_view)
     shared_call = app(apps.async_view, shared=shared)
     local_call = app(apps.async_view, shared=local)
+    floor_call = round_trip.before(sync_call)
     groups.append(
         Group(
             "Per request (WSGI call), 1 request thread: async view / sync view",
@@ -602,6 +648,7 @@ def cpu_groups() -> list[Group]:
                 "sync": repeat(sync_call),
                 "shared": repeat(shared_call),
                 "local": repeat(local_call),
+                "floor": repeat(floor_call),
                 "default": repeat(app(apps.async_view)),
                 "shared + 3": repeat(
                     app(
@@ -621,6 +668,14 @@ def cpu_groups() -> list[Group]:
                 (
                     "async view on a thread-local loop (baseline) / sync view",
                     "local",
+                    "sync",
+                    None,
+                    MORE_WORK,
+                ),
+                (
+                    "sync view + one round trip to another thread"
+                    " (the floor of any hand-off) / sync view",
+                    "floor",
                     "sync",
                     None,
                     MORE_WORK,
@@ -652,6 +707,7 @@ def cpu_groups() -> list[Group]:
                 "sync": pool.batch(sync_call),
                 "shared": pool.batch(shared_call),
                 "local": pool.batch(local_call),
+                "floor": pool.batch(floor_call),
             },
             [
                 (
@@ -664,6 +720,14 @@ def cpu_groups() -> list[Group]:
                 (
                     "async view on a thread-local loop (baseline) / sync view",
                     "local",
+                    "sync",
+                    None,
+                    MORE_WORK,
+                ),
+                (
+                    "sync view + one round trip to another thread"
+                    " (the floor of any hand-off) / sync view",
+                    "floor",
                     "sync",
                     None,
                     MORE_WORK,
@@ -1177,6 +1241,12 @@ def sleep_sections(rounds: int, seconds: float, warm: float) -> list[Section]:
             cap=16,
         ),
         Server(gevent, gunicorn("shared_sleep_app", "gevent", 2)),
+        # The ceiling of the row above: the same worker without any event
+        # loop (the gevent worker makes time.sleep cooperative).
+        Server(
+            "Flask sync (time.sleep), gunicorn gevent 2 processes",
+            gunicorn("sync_sleep_app", "gevent", 2),
+        ),
     ] + [
         Server(f"{name}, 2 processes", uvicorn("quart_sleep_app", h, lp, workers=2))
         for name, (h, lp) in zip(quarts, UVICORN_FLAVOURS, strict=True)

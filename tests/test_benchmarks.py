@@ -261,6 +261,17 @@ def test_smoke_run_writes_well_formed_tables(tmp_path: t.Any) -> None:
         ]
         for target in (1.4, 1.45)
     ]
+    # The floors the targets are read against, in the same run.
+    assert "generator body run with send, nothing checked (the floor of any" in (
+        " ".join(labels)
+    )
+    floors = [
+        r["label"]
+        for s in threads
+        for r in s["rows"]
+        if r["label"].startswith("sync view + one round trip to another thread")
+    ]
+    assert len(floors) == 2
     for row in labels.values():
         ratio = row["ratio"]
         assert ratio["low"] <= ratio["q1"] <= ratio["median"] <= ratio["q3"]
