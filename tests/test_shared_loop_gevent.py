@@ -140,3 +140,93 @@ def test_gunicorn_gevent_worker() -> None:
     finally:
         stderr = stop(server)
     assert "Traceback" not in stderr, stderr
+
+
+#: Run under gevent.monkey.patch_all(): requests' greenlets wake the loop
+#: without its self-pipe; another OS thread wakes it through the self-pipe.
+WAKE_SCRIPT = """
+from gevent import monkey
+
+monkey.patch_all()
+
+import asyncio
+import selectors
+from asyncio import selector_events
+
+import gevent
+import gevent.event
+import gevent.selectors
+
+from flask_asyncext._loop_runner import gevent_waker
+from flask_asyncext.shared_loop import SharedLoop
+
+writes = []
+write_to_self = selector_events.BaseSelectorEventLoop._write_to_self
+
+
+def counting(self):
+    writes.append(monkey.get_original("_thread", "get_ident")())
+    write_to_self(self)
+
+
+selector_events.BaseSelectorEventLoop._write_to_self = counting
+
+
+async def answer(n):
+    await asyncio.sleep(0)
+    return n
+
+
+shared = SharedLoop()
+run = shared.async_to_sync(answer)
+assert run(-1) == -1  # the loop thread has started
+del writes[:]
+
+
+
+def requests(k):
+    return [run(k * 100 + n) for n in range(100)]
+
+
+greenlets = [gevent.spawn(requests, k) for k in range(4)]
+gevent.joinall(greenlets, timeout=30, raise_error=True)
+assert [g.value for g in greenlets] == [
+    [k * 100 + n for n in range(100)] for k in range(4)
+]
+print("self-pipe writes from greenlets:", len(writes))
+
+called = gevent.event.Event()
+start_new_thread = monkey.get_original("_thread", "start_new_thread")
+start_new_thread(shared.loop.call_soon_threadsafe, (called.set,))
+assert called.wait(30), "the loop was not woken from another OS thread"
+print("self-pipe writes from another OS thread:", len(writes))
+
+assert gevent_waker(object()) is None
+
+
+class NoEvent(gevent.selectors.GeventSelector):
+    def __init__(self):
+        pass
+
+
+assert gevent_waker(NoEvent()) is None
+shared.close(5)
+print("done")
+"""
+
+
+def test_greenlets_wake_the_loop_without_its_self_pipe() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", WAKE_SCRIPT],
+        env={**os.environ, "PYTHONPATH": ROOT},
+        capture_output=True,
+        text=True,
+        timeout=PATIENCE,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "self-pipe writes from greenlets: 0",
+        "self-pipe writes from another OS thread: 1",
+        "done",
+    ], result.stderr
