@@ -14,6 +14,7 @@ import collections.abc as cabc
 import functools
 import threading
 import time
+import types
 import typing as t
 
 from flask import current_app
@@ -160,6 +161,32 @@ def generator_floor(func: F) -> F:
             item = send(None)
             while True:
                 item = send(item)
+        except StopIteration as stop:
+            return stop.value
+
+    return t.cast(F, wrapper)
+
+
+def async_generator_floor(func: F) -> F:
+    """:func:`generator_floor` for an async view: the coroutines the body
+    yields are awaited, and nothing else is checked.
+    """
+
+    def body(*args: t.Any, **kwargs: t.Any) -> cabc.Generator[t.Any, t.Any, t.Any]:
+        if not (yield sync_check()):
+            return "denied", 403
+        return (yield func(*args, **kwargs))
+
+    coroutine = types.CoroutineType
+
+    @functools.wraps(func)
+    async def wrapper(*args: t.Any, **kwargs: t.Any) -> t.Any:
+        gen = body(*args, **kwargs)
+        send = gen.send
+        try:
+            item = send(None)
+            while True:
+                item = send(await item if type(item) is coroutine else item)
         except StopIteration as stop:
             return stop.value
 

@@ -524,6 +524,7 @@ def cpu_groups() -> list[Group]:
                 "toolkit generator": awaited(
                     apps.toolkit_generator(apps.async_view), loop
                 ),
+                "floor": awaited(apps.async_generator_floor(apps.async_view), loop),
             },
             [
                 (
@@ -531,6 +532,15 @@ def cpu_groups() -> list[Group]:
                     "toolkit generator",
                     "hand-written",
                     Target("<=", 3.9, ISSUE_DRIVER),
+                    MORE_WORK,
+                ),
+                (
+                    "generator body run with send, coroutines awaited, nothing"
+                    " else checked (the floor of any driver) / hand-written"
+                    " async def",
+                    "floor",
+                    "hand-written",
+                    None,
                     MORE_WORK,
                 ),
                 (
