@@ -142,10 +142,10 @@ def toolkit_async_check(
     return (yield view(*args, **kwargs))
 
 
-def generator_floor(func: F) -> F:
-    """The floor of any driver of a generator body: the body of
-    :func:`toolkit_generator` created and run to its end with ``send``, with
-    nothing checked between the steps.
+def minimal_driver(func: F) -> F:
+    """A minimal driver of a generator body: the body of
+    :func:`toolkit_generator` created and run to its end with ``send``, its
+    :exc:`StopIteration` caught, nothing checked between the steps.
     """
 
     def body(*args: t.Any, **kwargs: t.Any) -> cabc.Generator[t.Any, t.Any, t.Any]:
@@ -167,8 +167,8 @@ def generator_floor(func: F) -> F:
     return t.cast(F, wrapper)
 
 
-def async_generator_floor(func: F) -> F:
-    """:func:`generator_floor` for an async view: the coroutines the body
+def async_minimal_driver(func: F) -> F:
+    """:func:`minimal_driver` for an async view: the coroutines the body
     yields are awaited, and nothing else is checked.
     """
 

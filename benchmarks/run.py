@@ -478,7 +478,7 @@ def cpu_groups() -> list[Group]:
         "hand-written": repeat(apps.handwritten_sync(apps.sync_view)),
         "toolkit plain": repeat(apps.toolkit_plain(apps.sync_view)),
         "toolkit generator": repeat(apps.toolkit_generator(apps.sync_view)),
-        "floor": repeat(apps.generator_floor(apps.sync_view)),
+        "minimal": repeat(apps.minimal_driver(apps.sync_view)),
     }
     groups.append(
         Group(
@@ -493,9 +493,10 @@ def cpu_groups() -> list[Group]:
                     MORE_WORK,
                 ),
                 (
-                    "generator body run with send, nothing checked (the floor"
-                    " of any driver) / hand-written functools.wraps",
-                    "floor",
+                    "generator body run by a minimal driver (send and"
+                    " StopIteration, nothing checked) / hand-written"
+                    " functools.wraps",
+                    "minimal",
                     "hand-written",
                     None,
                     MORE_WORK,
@@ -524,7 +525,7 @@ def cpu_groups() -> list[Group]:
                 "toolkit generator": awaited(
                     apps.toolkit_generator(apps.async_view), loop
                 ),
-                "floor": awaited(apps.async_generator_floor(apps.async_view), loop),
+                "minimal": awaited(apps.async_minimal_driver(apps.async_view), loop),
             },
             [
                 (
@@ -535,10 +536,9 @@ def cpu_groups() -> list[Group]:
                     MORE_WORK,
                 ),
                 (
-                    "generator body run with send, coroutines awaited, nothing"
-                    " else checked (the floor of any driver) / hand-written"
-                    " async def",
-                    "floor",
+                    "generator body run by a minimal driver (send, await and"
+                    " StopIteration, nothing checked) / hand-written async def",
+                    "minimal",
                     "hand-written",
                     None,
                     MORE_WORK,

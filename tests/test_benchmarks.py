@@ -262,11 +262,11 @@ def test_smoke_run_writes_well_formed_tables(tmp_path: t.Any) -> None:
         for target in (1.4, 1.45)
     ]
     # The floors the targets are read against, in the same run.
-    assert [label for label in labels if "(the floor of any driver)" in label] == [
-        "generator body run with send, nothing checked (the floor of any driver)"
-        " / hand-written functools.wraps",
-        "generator body run with send, coroutines awaited, nothing else checked"
-        " (the floor of any driver) / hand-written async def",
+    assert [label for label in labels if "a minimal driver" in label] == [
+        "generator body run by a minimal driver (send and StopIteration, nothing"
+        " checked) / hand-written functools.wraps",
+        "generator body run by a minimal driver (send, await and StopIteration,"
+        " nothing checked) / hand-written async def",
     ]
     floors = [
         r["label"]
