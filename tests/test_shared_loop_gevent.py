@@ -150,7 +150,8 @@ from gevent import monkey
 monkey.patch_all()
 
 import asyncio
-import selectors
+import sys
+import threading
 from asyncio import selector_events
 
 import gevent
@@ -197,7 +198,15 @@ print("self-pipe writes from greenlets:", len(writes))
 
 called = gevent.event.Event()
 start_new_thread = monkey.get_original("_thread", "start_new_thread")
-start_new_thread(shared.loop.call_soon_threadsafe, (called.set,))
+trace = threading.gettrace()  # coverage's, as threading.Thread would install
+
+
+def from_another_thread():
+    sys.settrace(trace)
+    shared.loop.call_soon_threadsafe(called.set)
+
+
+start_new_thread(from_another_thread, ())
 assert called.wait(30), "the loop was not woken from another OS thread"
 print("self-pipe writes from another OS thread:", len(writes))
 
