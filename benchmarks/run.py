@@ -472,6 +472,17 @@ ISSUE_SERVERS = "issue 11 §4"
 MORE_WORK = 0.95
 
 
+#: The row both request-thread groups read their SharedLoop target against.
+HANDOFF_FLOOR = (
+    "sync view + one round trip to another thread (the floor of any hand-off)"
+    " / sync view",
+    "floor",
+    "sync",
+    None,
+    MORE_WORK,
+)
+
+
 def cpu_groups() -> list[Group]:
     groups = []
     sync_direct = {
@@ -682,14 +693,7 @@ def cpu_groups() -> list[Group]:
                     None,
                     MORE_WORK,
                 ),
-                (
-                    "sync view + one round trip to another thread"
-                    " (the floor of any hand-off) / sync view",
-                    "floor",
-                    "sync",
-                    None,
-                    MORE_WORK,
-                ),
+                HANDOFF_FLOOR,
                 (
                     "async view on Flask's bridge / sync view",
                     "default",
@@ -734,14 +738,7 @@ def cpu_groups() -> list[Group]:
                     None,
                     MORE_WORK,
                 ),
-                (
-                    "sync view + one round trip to another thread"
-                    " (the floor of any hand-off) / sync view",
-                    "floor",
-                    "sync",
-                    None,
-                    MORE_WORK,
-                ),
+                HANDOFF_FLOOR,
                 (
                     "async view, SharedLoop / thread-local loop",
                     "shared",
