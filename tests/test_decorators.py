@@ -1085,3 +1085,53 @@ def test_later_error_is_not_chained_to_a_handled_one(
     register(app, view_kind, [async_compatible_decorator(body)], str)
     assert app.test_client().get("/item/1").text == "handled"
     assert caught[0].__context__ is None
+
+
+class Refused(Exception):
+    pass
+
+
+@pytest.mark.parametrize("delegate", [True, False], ids=["delegate", "stopiteration"])
+@pytest.mark.parametrize("view_kind", ["sync-function", "async-function"])
+def test_both_ways_of_ending_a_body_agree(
+    app: Flask, monkeypatch: pytest.MonkeyPatch, view_kind: str, delegate: bool
+) -> None:
+    """The drivers take a body's return through ``_delegate`` (the default
+    from Python 3.13) or from its ``StopIteration`` (before): either way,
+    on every Python, gives the same responses and exceptions.
+    """
+    from flask_asyncext import decorators
+
+    monkeypatch.setattr(decorators, "_DELEGATE", delegate)
+
+    async def fails() -> None:
+        raise Refused
+
+    async def later(value: str) -> str:
+        await asyncio.sleep(0)
+        return value
+
+    @async_compatible_decorator
+    def body(view: t.Any, /, *args: t.Any, **kwargs: t.Any) -> t.Any:
+        mode = request.args["mode"]
+
+        try:
+            yield fails()
+        except Refused:
+            pass
+
+        if mode == "refuse":
+            yield fails()
+
+        if mode == "awaitable":
+            return later("settled")  # returned, not yielded: still resolved
+
+        return f"{(yield view(*args, **kwargs))} {(yield 'plain')}"
+
+    register(app, view_kind, [body], lambda id: f"item {id}")
+    client = app.test_client()
+    assert client.get("/item/1?mode=view").text == "item 1 plain"
+    assert client.get("/item/2?mode=awaitable").text == "settled"
+
+    with pytest.raises(Refused):
+        client.get("/item/3?mode=refuse")
