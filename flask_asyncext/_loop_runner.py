@@ -469,21 +469,23 @@ class Pool(concurrent.futures.ThreadPoolExecutor):
                 thread.join()
 
 
-def gevent_waker(selector: object) -> cabc.Callable[[], bool] | None:
-    """Under gevent, a cheaper way to wake the loop from its own OS thread.
+def gevent_waker(loop: asyncio.AbstractEventLoop) -> cabc.Callable[[], None] | None:
+    """Under gevent, a cheaper way for ``loop`` to wake from its own OS thread.
 
     With ``gevent.monkey.patch_all()``, the loop's selector is gevent's,
     which waits for an event of its own while gevent's hub watches the file
     descriptors. A greenlet of the loop's OS thread (a request's) can set
     that event instead of writing to the loop's self-pipe: no system call,
-    no file descriptor to watch and read. The function returned does so and
-    says whether it did; from another OS thread it does nothing and returns
-    ``False``, and the self-pipe is used. ``None`` when the selector is not
-    gevent's (or has no such event): the self-pipe always.
+    no file descriptor to watch and read. The function returned takes the
+    place of the loop's ``_write_to_self`` (what ``call_soon_threadsafe``
+    calls): it sets the event from the loop's OS thread, and writes to the
+    self-pipe from any other. ``None`` when the selector is not gevent's (or
+    has no such event): the loop keeps its self-pipe.
 
     Called in the thread that runs the loop.
     """
     gevent_selectors = sys.modules.get("gevent.selectors")
+    selector = getattr(loop, "_selector", None)
 
     if gevent_selectors is None or not isinstance(
         selector, gevent_selectors.GeventSelector
@@ -495,19 +497,20 @@ def gevent_waker(selector: object) -> cabc.Callable[[], bool] | None:
     if set_ready is None:
         return None
 
+    stubless: t.Any = loop  # _write_to_self is not in the stubs
+    write_to_self_pipe: cabc.Callable[[], None] = stubless._write_to_self
     # The OS thread's identity: patched, get_ident() tells greenlets apart.
     monkey = importlib.import_module("gevent.monkey")
     get_ident: cabc.Callable[[], int] = monkey.get_original("_thread", "get_ident")
     here = get_ident()
 
-    def wake() -> bool:
-        if get_ident() != here:
-            return False
+    def write_to_self() -> None:
+        if get_ident() == here:
+            set_ready()
+        else:
+            write_to_self_pipe()
 
-        set_ready()
-        return True
-
-    return wake
+    return write_to_self
 
 
 class EventLoop(asyncio.SelectorEventLoop):
@@ -517,16 +520,6 @@ class EventLoop(asyncio.SelectorEventLoop):
     """
 
     owner: LoopThread
-    #: Set by the loop thread under gevent (:func:`gevent_waker`).
-    wake_in_thread: cabc.Callable[[], bool] | None = None
-
-    def _write_to_self(self) -> None:
-        # How call_soon_threadsafe() wakes the loop.
-        wake = self.wake_in_thread
-
-        if wake is None or not wake():
-            base: t.Any = super()  # _write_to_self is not in the stubs
-            base._write_to_self()
 
     def create_task(
         self,
@@ -592,7 +585,11 @@ class LoopThread:
 
     def serve(self) -> None:
         loop = self.loop
-        loop.wake_in_thread = gevent_waker(getattr(loop, "_selector", None))
+        write_to_self = gevent_waker(loop)
+
+        if write_to_self is not None:
+            # An instance attribute: without gevent, nothing changes.
+            vars(loop)["_write_to_self"] = write_to_self
 
         try:
             while True:

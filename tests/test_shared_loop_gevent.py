@@ -150,8 +150,10 @@ from gevent import monkey
 monkey.patch_all()
 
 import asyncio
+import selectors
 import sys
 import threading
+import types
 from asyncio import selector_events
 
 import gevent
@@ -210,7 +212,9 @@ start_new_thread(from_another_thread, ())
 assert called.wait(30), "the loop was not woken from another OS thread"
 print("self-pipe writes from another OS thread:", len(writes))
 
-assert gevent_waker(object()) is None
+without_gevent = asyncio.SelectorEventLoop(selectors.SelectSelector())
+assert gevent_waker(without_gevent) is None
+without_gevent.close()
 
 
 class NoEvent(gevent.selectors.GeventSelector):
@@ -218,7 +222,7 @@ class NoEvent(gevent.selectors.GeventSelector):
         pass
 
 
-assert gevent_waker(NoEvent()) is None
+assert gevent_waker(types.SimpleNamespace(_selector=NoEvent())) is None
 shared.close(5)
 print("done")
 """
