@@ -122,14 +122,19 @@ def toolkit_plain(view: t.Any, /, *args: t.Any, **kwargs: t.Any) -> t.Any:
     return view(*args, **kwargs)
 
 
-@async_compatible_decorator
-def toolkit_generator(
+def check_then_view(
     view: t.Any, /, *args: t.Any, **kwargs: t.Any
 ) -> cabc.Generator[t.Any, t.Any, t.Any]:
-    """Toolkit decorator with a generator body and a sync check."""
+    """A generator body with a sync check: what :data:`toolkit_generator`
+    and the minimal drivers run.
+    """
     if not (yield sync_check()):
         return "denied", 403
     return (yield view(*args, **kwargs))
+
+
+#: Toolkit decorator with a generator body and a sync check.
+toolkit_generator = async_compatible_decorator(check_then_view)
 
 
 @async_compatible_decorator
@@ -143,19 +148,14 @@ def toolkit_async_check(
 
 
 def minimal_driver(func: F) -> F:
-    """A minimal driver of a generator body: the body of
-    :func:`toolkit_generator` created and run to its end with ``send``, its
-    :exc:`StopIteration` caught, nothing checked between the steps.
+    """A minimal driver of a generator body: :func:`check_then_view`
+    created and run to its end with ``send``, its :exc:`StopIteration`
+    caught, nothing checked between the steps.
     """
-
-    def body(*args: t.Any, **kwargs: t.Any) -> cabc.Generator[t.Any, t.Any, t.Any]:
-        if not (yield sync_check()):
-            return "denied", 403
-        return (yield func(*args, **kwargs))
 
     @functools.wraps(func)
     def wrapper(*args: t.Any, **kwargs: t.Any) -> t.Any:
-        gen = body(*args, **kwargs)
+        gen = check_then_view(func, *args, **kwargs)
         send = gen.send
         try:
             item = send(None)
@@ -171,17 +171,11 @@ def async_minimal_driver(func: F) -> F:
     """:func:`minimal_driver` for an async view: the coroutines the body
     yields are awaited, and nothing else is checked.
     """
-
-    def body(*args: t.Any, **kwargs: t.Any) -> cabc.Generator[t.Any, t.Any, t.Any]:
-        if not (yield sync_check()):
-            return "denied", 403
-        return (yield func(*args, **kwargs))
-
     coroutine = types.CoroutineType
 
     @functools.wraps(func)
     async def wrapper(*args: t.Any, **kwargs: t.Any) -> t.Any:
-        gen = body(*args, **kwargs)
+        gen = check_then_view(func, *args, **kwargs)
         send = gen.send
         try:
             item = send(None)
