@@ -13,6 +13,8 @@ import asyncio
 import atexit
 import collections.abc as cabc
 import contextvars
+import functools
+import itertools
 import os
 import sys
 import threading
@@ -201,19 +203,27 @@ class SharedLoop:
 
         owner = owner or self._start()
         handled = sys.exc_info()[1]
-        awaitable: cabc.Awaitable[R] | None = None
+        made: list[cabc.Awaitable[R]] = []
         call: Call | None = None
 
         # An exception from a signal handler can land at any statement: until
         # the call is handed to the loop, the awaitable is this thread's to
-        # close, or it would be reported as never awaited.
+        # close, or it would be reported as never awaited. It lands between
+        # instructions only: in "awaitable = func()" the check for signals
+        # that follows the call comes before the assignment, which would
+        # leave the new coroutine unreferenced. list.extend() stores it from
+        # C, where no signal handler runs.
         try:
-            awaitable = func(*args, **kwargs)
-            call = Call(owner, awaitable, contextvars.copy_context(), handled)
+            made.extend(
+                itertools.starmap(
+                    functools.partial(func, **kwargs) if kwargs else func, (args,)
+                )
+            )
+            call = Call(owner, made[0], contextvars.copy_context(), handled)
             return call.run()  # type: ignore[no-any-return]
         except BaseException:
-            if awaitable is not None and (call is None or not call.scheduled):
-                close_awaitable(awaitable)
+            if made and (call is None or not call.scheduled):
+                close_awaitable(made[0])
 
             raise
 

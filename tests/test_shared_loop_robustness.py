@@ -217,6 +217,134 @@ def test_signals_never_wedge_the_runner(seed: int) -> None:
     assert others > 0
 
 
+INSTRUCTION_SWEEP = """
+    import asyncio, dis, gc, sys, time
+    from flask_asyncext import _loop_runner, shared_loop
+
+    class Interrupted(Exception):
+        pass
+
+    unraisable = []
+    sys.unraisablehook = lambda u: unraisable.append(repr(u.exc_value))
+    runner = shared_loop.SharedLoop()
+
+    async def work(n):
+        await asyncio.sleep(0)
+        return n
+
+    call = runner.async_to_sync(work)
+    assert call(0) == 0  # the loop is running
+    # The caller's side of a call: from the call until the loop has the
+    # coroutine, and the wait that follows.
+    targets = {
+        call.__code__,
+        shared_loop.SharedLoop._run.__code__,
+        _loop_runner.Call.run.__code__,
+        _loop_runner.Waiter.wait.__code__,
+        _loop_runner.Waiter.leave.__code__,
+        _loop_runner.Waiter.hand_on.__code__,
+    }
+    # A signal handler runs where the interpreter checks for one, never at a
+    # NOP (which no exception handler covers: "try:" compiles to one).
+    NOP = dis.opmap["NOP"]
+    hit = set()
+
+    def raise_at(k):
+        # Raise Interrupted at the k-th instruction the caller runs in the
+        # targets; return where, or None if the call ran fewer.
+        count = 0
+        where = None
+
+        def instruction(code, offset):
+            nonlocal count, where
+            if code.co_code[offset] == NOP or where is not None:
+                return
+            count += 1
+            if count == k:
+                where = f"{code.co_name} at offset {offset}"
+                hit.add(code)
+                raise Interrupted
+
+        if hasattr(sys, "monitoring"):
+            monitoring = sys.monitoring
+            tool = monitoring.DEBUGGER_ID
+            monitoring.use_tool_id(tool, "instruction sweep")
+            monitoring.register_callback(
+                tool, monitoring.events.INSTRUCTION, instruction
+            )
+            for code in targets:
+                monitoring.set_local_events(
+                    tool, code, monitoring.events.INSTRUCTION
+                )
+        else:
+            def local(frame, event, arg):
+                if event == "opcode":
+                    instruction(frame.f_code, frame.f_lasti)
+                return local
+
+            def tracer(frame, event, arg):
+                if frame.f_code in targets:
+                    frame.f_trace_opcodes = True
+                    return local
+                return None
+
+            sys.settrace(tracer)
+
+        try:
+            assert call(k) == k
+        except Interrupted:
+            pass
+        finally:
+            if hasattr(sys, "monitoring"):
+                for code in targets:
+                    monitoring.set_local_events(tool, code, 0)
+                monitoring.free_tool_id(tool)
+            else:
+                sys.settrace(None)
+
+        return where
+
+    positions = 0
+    problems = []
+
+    while (where := raise_at(positions + 1)) is not None:
+        positions += 1
+        gc.collect()
+        deadline = time.monotonic() + 10
+        while runner._current.calls and time.monotonic() < deadline:
+            time.sleep(0.001)
+        if runner._current.calls:
+            problems.append(f"{where}: the call stays in the runner")
+        if unraisable:
+            problems.append(f"{where}: {unraisable}")
+            unraisable.clear()
+        if call(-1) != -1:
+            problems.append(f"{where}: the next call fails")
+
+    runner.close(timeout=1)
+    print(positions, len(hit), len(targets))
+    for problem in problems:
+        print(problem)
+"""
+
+
+def test_an_interrupt_at_any_instruction_of_the_caller_leaves_nothing_behind() -> None:
+    """An exception raised at each instruction the caller's thread runs in
+    turn, from the call until the loop has the coroutine and while it
+    waits: each time, the coroutine is run or closed (never reported as
+    "never awaited"), the call leaves the runner, and the next call works.
+    A superset of where a signal handler's exception can land.
+    """
+    result = run_script(INSTRUCTION_SWEEP, timeout=120, measured=False)
+    assert result.returncode == 0, result.stderr
+    counts, *problems = result.stdout.splitlines()
+    positions, hit, targets = map(int, counts.split())
+    assert problems == []
+    # Every function of the caller's side was interrupted somewhere in it.
+    assert hit == targets
+    assert positions > 50
+
+
 def uncovered_back_edges(code: types.CodeType) -> cabc.Iterator[str]:
     """Loops in ``code`` (and the functions it defines) whose backward jump
     lies outside the ``try`` the loop body is in.
