@@ -230,7 +230,12 @@ class SharedLoop:
     def _start(self) -> LoopThread:
         with self._lock:
             if self._current is None:
-                self._current = LoopThread(self.blocking_warning)
+                # In an empty context: what the loop and its watchdog schedule
+                # for good (the self-pipe reader, the heartbeat) runs in the
+                # context it was made in, the first request's otherwise.
+                self._current = contextvars.Context().run(
+                    LoopThread, self.blocking_warning
+                )
                 atexit.register(self._close_at_exit)
 
             return self._current

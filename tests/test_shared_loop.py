@@ -14,6 +14,7 @@ import threading
 import time
 import traceback
 import typing as t
+import weakref
 
 import pytest
 from flask import current_app
@@ -198,6 +199,46 @@ def test_contextvar_changes_come_back_to_view(shared_app: Flask) -> None:
         return f"{g.loaded} {cv.get()}"
 
     assert shared_app.test_client().get("/").text == "True loaded"
+
+
+class _Marker:
+    """Something a request leaves in ``g``."""
+
+
+@pytest.mark.parametrize("blocking_warning", [1.0, None])
+def test_the_request_that_starts_the_loop_is_freed(
+    app: Flask, blocking_warning: float | None
+) -> None:
+    """The loop (its self-pipe reader) and the watchdog's heartbeat are made
+    outside the request that starts them, so they do not hold on to its
+    context: once a request ends, its ``g`` is freed, the first one's too.
+    """
+    runner = SharedLoop(app, blocking_warning=blocking_warning)
+    markers: list[weakref.ref[_Marker]] = []
+
+    @app.route("/")
+    async def view() -> str:
+        marker = _Marker()
+        g.marker = marker
+        markers.append(weakref.ref(marker))
+        await asyncio.sleep(0)
+        return "ok"
+
+    try:
+        client = app.test_client()
+
+        for _ in range(3):
+            assert client.get("/").text == "ok"
+
+        deadline = time.monotonic() + 5
+
+        # The loop thread lets go of a finished call's task on its next pass.
+        while any(ref() is not None for ref in markers):
+            assert time.monotonic() < deadline, [ref() for ref in markers]
+            gc.collect()
+            time.sleep(0.01)
+    finally:
+        runner.close()
 
 
 def test_concurrent_requests_interleave(shared_app: Flask, runner: SharedLoop) -> None:

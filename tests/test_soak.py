@@ -455,7 +455,9 @@ def test_interrupt_right_after_coroutine_created(
             patch.setattr(
                 shared_loop_module,
                 "contextvars",
-                types.SimpleNamespace(copy_context=interrupted),
+                types.SimpleNamespace(
+                    copy_context=interrupted, Context=contextvars.Context
+                ),
             )
 
             with pytest.raises(Interrupted):
