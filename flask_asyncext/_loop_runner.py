@@ -678,13 +678,16 @@ class LoopThread:
 
     def close(self, timeout: float | None) -> None:
         # Any thread but the loop's: shut the loop down, within the bound.
+        self.shut_down_soon(timeout)
+        self.released.wait(None if timeout is None else timeout + CANCEL_GRACE + 1)
+
+    def shut_down_soon(self, timeout: float | None) -> None:
+        # Any thread but the loop's: have the loop shut down; do not wait.
         with contextlib.suppress(RuntimeError):  # already closed
             self.loop.call_soon_threadsafe(self.begin_shut_down, timeout)
 
         if self.watchdog is not None:
             self.watchdog.stop()
-
-        self.released.wait(None if timeout is None else timeout + CANCEL_GRACE + 1)
 
     def begin_shut_down(self, timeout: float | None) -> None:
         # Loop thread. A second close() finds it closing already.

@@ -277,7 +277,10 @@ class SharedLoop:
         the loop's thread pool is shut down and the loop is closed. So
         ``close(timeout)`` returns within about ``timeout + 1`` seconds. A
         task that ignores its cancellation is logged and left to the loop's
-        (daemon) thread. Calls made after this start a new loop.
+        (daemon) thread. Calls made after this start a new loop. Interrupted
+        (:exc:`KeyboardInterrupt`, or any exception raised by a signal
+        handler), it raises that exception at once; the loop still shuts
+        down, in its own thread.
 
         :param timeout: Seconds to wait at most for background tasks; ``None``
             waits until they are done.
@@ -290,14 +293,22 @@ class SharedLoop:
                 " (this thread is running an event loop)."
             )
 
-        with self._lock:
-            if owner is None or self._current is not owner:  # closed meanwhile
-                return
+        try:
+            with self._lock:
+                if owner is None or self._current is not owner:  # closed meanwhile
+                    return
 
-            self._current = None
-            atexit.unregister(self._close_at_exit)
+                self._current = None
+                atexit.unregister(self._close_at_exit)
 
-        owner.close(timeout)
+            owner.close(timeout)
+        except BaseException:
+            # Interrupted (a signal handler's exception): a loop this call
+            # detached still shuts down, without this thread waiting for it.
+            if owner is not None and self._current is not owner:
+                owner.shut_down_soon(timeout)
+
+            raise
 
 
 def _after_fork_in_child() -> None:

@@ -1143,6 +1143,65 @@ def test_interrupt_after_the_call_finished_leaves_it_be(
     assert runner.async_to_sync(answer)() == 42
 
 
+def test_interrupted_close_still_shuts_the_loop_down(
+    runner: SharedLoop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An interrupt in ``close()`` once the loop is detached from the runner:
+    the loop shuts down by itself, and the runner starts a new one.
+    """
+    assert runner.async_to_sync(answer)() == 42
+    owner = runner._current
+    assert owner is not None
+
+    def interrupted(self: loop_runner.LoopThread, timeout: float | None) -> None:
+        raise Interrupted
+
+    monkeypatch.setattr(loop_runner.LoopThread, "close", interrupted)
+
+    with pytest.raises(Interrupted):
+        runner.close(timeout=1)
+
+    monkeypatch.undo()
+    owner.thread.join(PATIENCE)
+    assert not owner.thread.is_alive()
+    assert owner.loop.is_closed()
+    assert runner.async_to_sync(answer)() == 42
+    assert runner._current is not owner
+
+
+class _InterruptingLock:
+    """The runner's lock, with a signal handler's exception landing as
+    ``close()`` takes it.
+    """
+
+    def __enter__(self) -> None:
+        raise Interrupted
+
+    def __exit__(self, *exc_info: object) -> None:
+        pass  # pragma: no cover
+
+
+def test_close_interrupted_before_detaching_leaves_the_loop_running(
+    runner: SharedLoop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An interrupt before ``close()`` detached the loop: the loop serves on,
+    and the next ``close()`` closes it.
+    """
+    assert runner.async_to_sync(answer)() == 42
+    owner = runner._current
+    assert owner is not None
+    monkeypatch.setattr(runner, "_lock", _InterruptingLock())
+
+    with pytest.raises(Interrupted):
+        runner.close(timeout=1)
+
+    monkeypatch.undo()
+    assert runner._current is owner
+    assert runner.async_to_sync(answer)() == 42
+    runner.close(timeout=1)
+    assert owner.loop.is_closed()
+
+
 def test_hand_on_skips_the_finished_marker(runner: SharedLoop) -> None:
     """Work handed on after the caller left goes to the fallback thread; the
     "call finished" marker the loop may have queued meanwhile is dropped.

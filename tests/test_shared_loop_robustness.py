@@ -217,58 +217,60 @@ def test_signals_never_wedge_the_runner(seed: int) -> None:
     assert others > 0
 
 
-INSTRUCTION_SWEEP = """
-    import asyncio, dis, gc, sys, time
+INTERRUPT_SWEEP = """
+    import asyncio, dis, gc, sys, threading, time
     from flask_asyncext import _loop_runner, shared_loop
+    from flask_asyncext.shared_loop import SharedLoop
 
     class Interrupted(Exception):
         pass
 
     unraisable = []
     sys.unraisablehook = lambda u: unraisable.append(repr(u.exc_value))
-    runner = shared_loop.SharedLoop()
-
-    async def work(n):
-        await asyncio.sleep(0)
-        return n
-
-    call = runner.async_to_sync(work)
-    assert call(0) == 0  # the loop is running
-    # The caller's side of a call: from the call until the loop has the
-    # coroutine, and the wait that follows.
-    targets = {
-        call.__code__,
-        shared_loop.SharedLoop._run.__code__,
-        _loop_runner.Call.run.__code__,
-        _loop_runner.Waiter.wait.__code__,
-        _loop_runner.Waiter.leave.__code__,
-        _loop_runner.Waiter.hand_on.__code__,
+    # A signal handler runs where the interpreter checks for one: when a
+    # function starts, after a call returns, at a loop's backward jump.
+    CALLS = {
+        code for name, code in dis.opmap.items()
+        if name.startswith("CALL") and "INTRINSIC" not in name
     }
-    # A signal handler runs where the interpreter checks for one, never at a
-    # NOP (which no exception handler covers: "try:" compiles to one).
-    NOP = dis.opmap["NOP"]
+    JUMPS = {dis.opmap[name] for name in ("JUMP_BACKWARD", "JUMP_ABSOLUTE")
+             if name in dis.opmap}
+    STARTS = {dis.opmap[name] for name in ("RESUME",) if name in dis.opmap}
     hit = set()
+    problems = []
+    me = threading.get_ident()
 
-    def raise_at(k):
-        # Raise Interrupted at the k-th instruction the caller runs in the
-        # targets; return where, or None if the call ran fewer.
+    def raise_at(k, targets, action):
+        # Run action(), raising Interrupted at the k-th place this thread
+        # checks for signals in the targets; return where, or None if it
+        # checked fewer times.
         count = 0
         where = None
+        previous = {}
 
         def instruction(code, offset):
             nonlocal count, where
-            if code.co_code[offset] == NOP or where is not None:
+            if threading.get_ident() != me or where is not None:
+                return
+            op = code.co_code[offset]
+            before = previous.get(code) if offset else None
+            previous[code] = op
+            if not (
+                offset == 0 or op in STARTS or op in JUMPS
+                or before in CALLS or before in JUMPS
+            ):
                 return
             count += 1
             if count == k:
-                where = f"{code.co_name} at offset {offset}"
+                name = getattr(code, "co_qualname", code.co_name)
+                where = f"{name} at offset {offset}"
                 hit.add(code)
                 raise Interrupted
 
         if hasattr(sys, "monitoring"):
             monitoring = sys.monitoring
             tool = monitoring.DEBUGGER_ID
-            monitoring.use_tool_id(tool, "instruction sweep")
+            monitoring.use_tool_id(tool, "interrupt sweep")
             monitoring.register_callback(
                 tool, monitoring.events.INSTRUCTION, instruction
             )
@@ -291,7 +293,7 @@ INSTRUCTION_SWEEP = """
             sys.settrace(tracer)
 
         try:
-            assert call(k) == k
+            action()
         except Interrupted:
             pass
         finally:
@@ -304,45 +306,120 @@ INSTRUCTION_SWEEP = """
 
         return where
 
-    positions = 0
-    problems = []
+    def sweep(targets, setup, action, check):
+        # Interrupt each instruction of the targets in turn.
+        positions = 0
+        while True:
+            state = setup()
+            where = raise_at(positions + 1, targets, lambda: action(state))
+            if where is None:
+                break
+            positions += 1
+            gc.collect()
+            for problem in check(state):
+                problems.append(f"{where}: {problem}")
+            if unraisable:
+                problems.append(f"{where}: {unraisable}")
+                unraisable.clear()
+        print(positions, len(hit), len(targets))
+        for problem in problems:
+            print(problem)
 
-    while (where := raise_at(positions + 1)) is not None:
-        positions += 1
-        gc.collect()
+    async def work(n):
+        await asyncio.sleep(0)
+        return n
+
+    def eventually(condition):
         deadline = time.monotonic() + 10
-        while runner._current.calls and time.monotonic() < deadline:
+        while not condition() and time.monotonic() < deadline:
             time.sleep(0.001)
-        if runner._current.calls:
-            problems.append(f"{where}: the call stays in the runner")
-        if unraisable:
-            problems.append(f"{where}: {unraisable}")
-            unraisable.clear()
-        if call(-1) != -1:
-            problems.append(f"{where}: the next call fails")
+        return condition()
+"""
 
+CALL_SWEEP = """
+    runner = SharedLoop()
+    call = runner.async_to_sync(work)
+    assert call(0) == 0  # the loop is running
+
+    def check_call(_):
+        if not eventually(lambda: not runner._current.calls):
+            yield "the call stays in the runner"
+        if call(-1) != -1:
+            yield "the next call fails"
+
+    # The caller's side of a call: from the call until the loop has the
+    # coroutine, and the wait that follows.
+    sweep(
+        {
+            call.__code__,
+            SharedLoop._run.__code__,
+            _loop_runner.Call.run.__code__,
+            _loop_runner.Waiter.wait.__code__,
+            _loop_runner.Waiter.leave.__code__,
+            _loop_runner.Waiter.hand_on.__code__,
+        },
+        lambda: None,
+        lambda _: call(1),
+        check_call,
+    )
     runner.close(timeout=1)
-    print(positions, len(hit), len(targets))
-    for problem in problems:
-        print(problem)
+"""
+
+CLOSE_SWEEP = """
+    def started():
+        runner = SharedLoop()
+        assert runner.async_to_sync(work)(0) == 0
+        return runner, runner._current
+
+    def check_close(state):
+        runner, owner = state
+        if runner._current is owner:  # still attached: close it again
+            runner.close(timeout=1)
+        owner.thread.join(3)
+        if owner.thread.is_alive() or not owner.loop.is_closed():
+            yield "the loop is left running"
+        if runner.async_to_sync(work)(1) != 1:
+            yield "a new loop does not start"
+        runner.close(timeout=1)
+
+    sweep(
+        {
+            SharedLoop.close.__code__,
+            _loop_runner.LoopThread.close.__code__,
+            _loop_runner.LoopThread.shut_down_soon.__code__,
+        },
+        started,
+        lambda state: state[0].close(timeout=1),
+        check_close,
+    )
 """
 
 
-def test_an_interrupt_at_any_instruction_of_the_caller_leaves_nothing_behind() -> None:
-    """An exception raised at each instruction the caller's thread runs in
-    turn, from the call until the loop has the coroutine and while it
+@pytest.mark.parametrize(
+    ("script", "least"), [(CALL_SWEEP, 15), (CLOSE_SWEEP, 8)], ids=["call", "close"]
+)
+def test_an_interrupt_wherever_signals_are_checked_leaves_nothing_behind(
+    script: str, least: int
+) -> None:
+    """An exception raised at each place in turn where the caller's thread
+    checks for signals (a function's start, the return of a call, a loop's
+    backward jump), as a signal handler's would be.
+
+    In a call, from the call until the loop has the coroutine and while it
     waits: each time, the coroutine is run or closed (never reported as
     "never awaited"), the call leaves the runner, and the next call works.
-    A superset of where a signal handler's exception can land.
+    In ``close()``: the loop still closes (at once, or when ``close()`` is
+    called again), and the next call starts a new one.
     """
-    result = run_script(INSTRUCTION_SWEEP, timeout=120, measured=False)
+    source = textwrap.dedent(INTERRUPT_SWEEP) + textwrap.dedent(script)
+    result = run_script(source, timeout=120, measured=False)
     assert result.returncode == 0, result.stderr
     counts, *problems = result.stdout.splitlines()
     positions, hit, targets = map(int, counts.split())
     assert problems == []
-    # Every function of the caller's side was interrupted somewhere in it.
+    # Every function swept was interrupted somewhere in it.
     assert hit == targets
-    assert positions > 50
+    assert positions >= least
 
 
 def uncovered_back_edges(code: types.CodeType) -> cabc.Iterator[str]:
