@@ -307,7 +307,7 @@ INTERRUPT_SWEEP = """
         return where
 
     def sweep(targets, setup, action, check):
-        # Interrupt each instruction of the targets in turn.
+        # Interrupt each place of the targets in turn.
         positions = 0
         while True:
             state = setup()
@@ -365,6 +365,24 @@ CALL_SWEEP = """
     runner.close(timeout=1)
 """
 
+#: The same, for a call whose coroutine hands sync work back to the waiting
+#: caller (thread-sensitive ``sync_to_async``), which runs it.
+WORK_SWEEP = CALL_SWEEP.replace(
+    "call = runner.async_to_sync(work)",
+    """from asgiref.sync import sync_to_async
+
+    def double(n):
+        return 2 * n
+
+    async def bridged(n):
+        return await sync_to_async(double)(n) // 2
+
+    call = runner.async_to_sync(bridged)""",
+).replace(
+    "_loop_runner.Waiter.hand_on.__code__,",
+    "_loop_runner.Waiter.hand_on.__code__, _loop_runner._WorkItem.run.__code__,",
+)
+
 CLOSE_SWEEP = """
     def started():
         runner = SharedLoop()
@@ -396,7 +414,9 @@ CLOSE_SWEEP = """
 
 
 @pytest.mark.parametrize(
-    ("script", "least"), [(CALL_SWEEP, 15), (CLOSE_SWEEP, 8)], ids=["call", "close"]
+    ("script", "least"),
+    [(CALL_SWEEP, 15), (WORK_SWEEP, 25), (CLOSE_SWEEP, 8)],
+    ids=["call", "call-running-sync-work", "close"],
 )
 def test_an_interrupt_wherever_signals_are_checked_leaves_nothing_behind(
     script: str, least: int
@@ -406,8 +426,9 @@ def test_an_interrupt_wherever_signals_are_checked_leaves_nothing_behind(
     backward jump), as a signal handler's would be.
 
     In a call, from the call until the loop has the coroutine and while it
-    waits: each time, the coroutine is run or closed (never reported as
-    "never awaited"), the call leaves the runner, and the next call works.
+    waits (running sync work the coroutine hands back, in one case): each
+    time, the coroutine is run or closed (never reported as "never
+    awaited"), the call leaves the runner, and the next call works.
     In ``close()``: the loop still closes (at once, or when ``close()`` is
     called again), and the next call starts a new one.
     """
