@@ -337,8 +337,17 @@ INTERRUPT_SWEEP = """
 """
 
 CALL_SWEEP = """
+    from asgiref.sync import sync_to_async
+
+    def double(n):
+        return 2 * n
+
+    async def bridged(n):
+        # Hands sync work back to the waiting caller, which runs it.
+        return await sync_to_async(double)(n) // 2
+
     runner = SharedLoop()
-    call = runner.async_to_sync(work)
+    call = runner.async_to_sync(bridged if sync_work else work)
     assert call(0) == 0  # the loop is running
 
     def check_call(_):
@@ -349,39 +358,19 @@ CALL_SWEEP = """
 
     # The caller's side of a call: from the call until the loop has the
     # coroutine, and the wait that follows.
-    sweep(
-        {
-            call.__code__,
-            SharedLoop._run.__code__,
-            _loop_runner.Call.run.__code__,
-            _loop_runner.Waiter.wait.__code__,
-            _loop_runner.Waiter.leave.__code__,
-            _loop_runner.Waiter.hand_on.__code__,
-        },
-        lambda: None,
-        lambda _: call(1),
-        check_call,
-    )
+    targets = {
+        call.__code__,
+        SharedLoop._run.__code__,
+        _loop_runner.Call.run.__code__,
+        _loop_runner.Waiter.wait.__code__,
+        _loop_runner.Waiter.leave.__code__,
+        _loop_runner.Waiter.hand_on.__code__,
+    }
+    if sync_work:
+        targets.add(_loop_runner._WorkItem.run.__code__)
+    sweep(targets, lambda: None, lambda _: call(1), check_call)
     runner.close(timeout=1)
 """
-
-#: The same, for a call whose coroutine hands sync work back to the waiting
-#: caller (thread-sensitive ``sync_to_async``), which runs it.
-WORK_SWEEP = CALL_SWEEP.replace(
-    "call = runner.async_to_sync(work)",
-    """from asgiref.sync import sync_to_async
-
-    def double(n):
-        return 2 * n
-
-    async def bridged(n):
-        return await sync_to_async(double)(n) // 2
-
-    call = runner.async_to_sync(bridged)""",
-).replace(
-    "_loop_runner.Waiter.hand_on.__code__,",
-    "_loop_runner.Waiter.hand_on.__code__, _loop_runner._WorkItem.run.__code__,",
-)
 
 CLOSE_SWEEP = """
     def started():
@@ -415,7 +404,11 @@ CLOSE_SWEEP = """
 
 @pytest.mark.parametrize(
     ("script", "least"),
-    [(CALL_SWEEP, 15), (WORK_SWEEP, 25), (CLOSE_SWEEP, 8)],
+    [
+        ("\n    sync_work = False" + CALL_SWEEP, 15),
+        ("\n    sync_work = True" + CALL_SWEEP, 25),
+        (CLOSE_SWEEP, 8),
+    ],
     ids=["call", "call-running-sync-work", "close"],
 )
 def test_an_interrupt_wherever_signals_are_checked_leaves_nothing_behind(
